@@ -1,0 +1,1 @@
+//! npm registry formats (filled in by the npm work).

@@ -1,0 +1,1 @@
+//! PyPI simple-API formats (filled in by the PyPI work).

@@ -1,0 +1,1 @@
+//! Policy evaluation (pure). Filled in by the policy issue.
