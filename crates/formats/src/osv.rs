@@ -70,6 +70,10 @@ pub struct VersionMatcher {
     /// `versions[]` as listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
+    /// [`EcoVersion::key`] of each listed version that parses (filled by [`parse_advisory`]),
+    /// so matching never re-parses the list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<Range>,
 }
@@ -243,12 +247,22 @@ pub fn parse_advisory(name: &str, json: &[u8]) -> Result<Advisory, OsvError> {
             .map(|r| build_range(eco, &r.events))
             .filter(|r| !r.intervals.is_empty())
             .collect();
+        let mut keys: Vec<String> = a
+            .versions
+            .iter()
+            .map(|v| EcoVersion::parse(eco, v))
+            .filter(EcoVersion::is_parsed)
+            .map(|v| v.key())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         affected.push(AffectedPackage {
             ecosystem: eco,
             name_key: eco.normalize_name(&pkg.name).into_owned(),
             name: pkg.name,
             matcher: VersionMatcher {
                 versions: a.versions,
+                keys,
                 ranges,
             },
         });
@@ -266,8 +280,10 @@ pub fn parse_advisory(name: &str, json: &[u8]) -> Result<Advisory, OsvError> {
     })
 }
 
+/// `introduced: "0"` is unbounded; so is semver's lowest possible version `0.0.0-0`
+/// (RustSec writes it), which no parsed version precedes.
 fn is_zero(v: &str) -> bool {
-    v.trim() == "0"
+    matches!(v.trim(), "0" | "0.0.0-0")
 }
 
 /// Turn a range's events into intervals: sort them in the ecosystem's order (when every
@@ -356,17 +372,51 @@ impl VersionMatcher {
         })
     }
 
-    /// Parse the bounds once, for matching many versions.
-    pub fn compile(&self, eco: Ecosystem) -> CompiledMatcher {
-        let mut raw = HashSet::new();
-        let mut keys = HashSet::new();
-        for v in &self.versions {
-            raw.insert(v.clone());
-            let parsed = EcoVersion::parse(eco, v);
-            if parsed.is_parsed() {
-                keys.insert(parsed.key());
+    /// Whether `v` is affected, without compiling (one-off checks: the artifact gate).
+    pub fn affects(&self, eco: Ecosystem, v: &EcoVersion) -> bool {
+        if self.versions.iter().any(|x| x == v.raw()) {
+            return true;
+        }
+        if v.is_parsed() && !self.keys.is_empty() {
+            let key = v.key();
+            if self.keys.binary_search(&key).is_ok() {
+                return true;
             }
         }
+        if self.covers_all_versions() {
+            return true;
+        }
+        let p = |s: &Option<String>| s.as_deref().map(|x| EcoVersion::parse(eco, x));
+        self.ranges.iter().any(|r| {
+            let under_limit = r.limits.is_empty()
+                || r.limits
+                    .iter()
+                    .any(|l| v.compare(&EcoVersion::parse(eco, l)) == Some(Ordering::Less));
+            under_limit
+                && r.intervals.iter().any(|i| {
+                    CompiledInterval {
+                        introduced: p(&i.introduced),
+                        fixed: p(&i.fixed),
+                        last_affected: p(&i.last_affected),
+                    }
+                    .contains(v)
+                })
+        })
+    }
+
+    /// Parse the bounds once, for matching many versions.
+    pub fn compile(&self, eco: Ecosystem) -> CompiledMatcher {
+        let raw: HashSet<String> = self.versions.iter().cloned().collect();
+        let keys: HashSet<String> = if self.keys.is_empty() && !self.versions.is_empty() {
+            self.versions
+                .iter()
+                .map(|v| EcoVersion::parse(eco, v))
+                .filter(EcoVersion::is_parsed)
+                .map(|v| v.key())
+                .collect()
+        } else {
+            self.keys.iter().cloned().collect()
+        };
         let p = |s: &Option<String>| s.as_deref().map(|v| EcoVersion::parse(eco, v));
         let ranges = self
             .ranges
@@ -505,6 +555,41 @@ mod tests {
         for (eco, name, versions, ranges, v, want) in table {
             let a = rec(eco, name, versions, ranges);
             assert_eq!(hits(&a, v), *want, "{eco} {versions} {ranges} @ {v}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Membership agrees with a brute-force reading of the events over small versions.
+        #[test]
+        fn range_membership_matches_brute_force(
+            bounds in proptest::collection::vec((0u64..12, 0u8..3), 1..6),
+            probe in 0u64..14,
+        ) {
+            // Events in ascending order: alternate introduced / (fixed | last_affected).
+            let mut sorted = bounds.clone();
+            sorted.sort_by_key(|b| b.0);
+            sorted.dedup_by_key(|b| b.0);
+            let mut events = Vec::new();
+            let mut expect_open: Vec<(u64, Option<(u64, bool)>)> = Vec::new();
+            for (i, (v, kind)) in sorted.iter().enumerate() {
+                if i % 2 == 0 {
+                    events.push(format!(r#"{{"introduced":"{v}.0.0"}}"#));
+                    expect_open.push((*v, None));
+                } else {
+                    let inclusive = *kind == 0;
+                    let key = if inclusive { "last_affected" } else { "fixed" };
+                    events.push(format!(r#"{{"{key}":"{v}.0.0"}}"#));
+                    if let Some(last) = expect_open.last_mut() { last.1 = Some((*v, inclusive)); }
+                }
+            }
+            // Shuffle-independent: present the events reversed.
+            events.reverse();
+            let ranges = format!(r#"[{{"type":"SEMVER","events":[{}]}}]"#, events.join(","));
+            let a = rec("npm", "x", "[]", &ranges);
+            let want = expect_open.iter().any(|(lo, hi)| {
+                probe >= *lo && match hi { None => true, Some((h, true)) => probe <= *h, Some((h, false)) => probe < *h }
+            });
+            proptest::prop_assert_eq!(hits(&a, &format!("{probe}.0.0")), want);
         }
     }
 
