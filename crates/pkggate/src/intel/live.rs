@@ -29,6 +29,7 @@ pub const BREAKER_THRESHOLD: u32 = 3;
 pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
 
 type Key = (Ecosystem, String, String);
+type Cache = HashMap<Key, (Instant, Arc<Vec<String>>)>;
 type BatchResult = Result<Arc<Vec<Vec<String>>>, String>;
 type BatchFuture = Shared<BoxFuture<'static, BatchResult>>;
 
@@ -36,7 +37,7 @@ pub struct LiveFallback {
     client: reqwest::Client,
     batch_url: Url,
     ttl: Duration,
-    cache: Mutex<HashMap<Key, (Instant, Arc<Vec<String>>)>>,
+    cache: Mutex<Cache>,
     inflight: Mutex<HashMap<Key, (BatchFuture, usize)>>,
     breaker: Mutex<Breaker>,
     /// Requests sent (tests assert coalescing with it).

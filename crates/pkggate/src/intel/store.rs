@@ -102,7 +102,8 @@ pub struct EcoState {
 }
 
 impl EcoState {
-    fn empty(ecosystem: Ecosystem) -> Self {
+    /// The state of an ecosystem that has never been refreshed.
+    pub fn empty(ecosystem: Ecosystem) -> Self {
         EcoState {
             ecosystem,
             records: 0,

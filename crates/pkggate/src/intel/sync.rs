@@ -139,7 +139,7 @@ async fn sync_inner(
             let item = records.next()?;
             done += 1;
             if let Some(p) = &progress
-                && (done % 512 == 0 || done == total)
+                && (done.is_multiple_of(512) || done == total)
             {
                 p(SyncProgress::Ingesting { done, total });
             }

@@ -78,27 +78,12 @@ async fn ready(State(state): State<AppState>) -> Response {
     let mut eco = serde_json::Map::new();
     let states = state.intel.states();
     for e in Ecosystem::ALL {
+        // No store (mirror disabled): reported as not loaded.
         let s = states
             .iter()
             .find(|s| s.ecosystem == e)
             .cloned()
-            .unwrap_or_else(|| {
-                // No store (mirror disabled): report as not loaded.
-                EcoState {
-                    ecosystem: e,
-                    records: 0,
-                    skipped: 0,
-                    withdrawn: 0,
-                    revision: None,
-                    source: None,
-                    etag: None,
-                    last_modified: None,
-                    last_success: None,
-                    last_attempt: None,
-                    last_error: None,
-                    consecutive_failures: 0,
-                }
-            });
+            .unwrap_or_else(|| EcoState::empty(e));
         let (ok, detail) = intel_detail(&state.config, &s, now);
         all_ok &= ok;
         eco.insert(e.osv_name().to_string(), detail);

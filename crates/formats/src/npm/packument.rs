@@ -1,0 +1,826 @@
+//! Packuments (full and abbreviated): borrowed parsing, per-version facts, filtered rendering
+//! and single-version extraction.
+
+use super::path::{InvalidName, tarball_url, validate_name};
+use super::raw::{
+    Entries, RawMap, as_bool, as_str, brief, first_duplicate, get, is_object, is_truthy, offset_in,
+    push_json_str,
+};
+use super::tags::retarget_dist_tags;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// Which packument form a client wants (and pkggate serves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Representation {
+    /// The full document (`Accept: application/json` or none): `time`, `scripts`,
+    /// `repository`, readme…
+    Full,
+    /// The abbreviated "corgi" document (`application/vnd.npm.install-v1+json`).
+    Abbreviated,
+}
+
+impl Representation {
+    /// Media type of the abbreviated form.
+    pub const ABBREVIATED_MEDIA_TYPE: &'static str = "application/vnd.npm.install-v1+json";
+
+    /// The form an `Accept` header asks for: abbreviated when it lists
+    /// `application/vnd.npm.install-v1+json` with a non-zero q, full otherwise (also when
+    /// absent, as yarn 4 sends none).
+    pub fn from_accept(accept: Option<&str>) -> Representation {
+        let Some(accept) = accept else {
+            return Representation::Full;
+        };
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let media = parts.next().unwrap_or("").trim();
+            if !media.eq_ignore_ascii_case(Self::ABBREVIATED_MEDIA_TYPE) {
+                continue;
+            }
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok());
+            if q.is_some_and(|q| q > 0.0) {
+                return Representation::Abbreviated;
+            }
+        }
+        Representation::Full
+    }
+
+    /// `Content-Type` to answer with.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Representation::Full => "application/json",
+            Representation::Abbreviated => Self::ABBREVIATED_MEDIA_TYPE,
+        }
+    }
+
+    /// `full` or `abbreviated` (for cache keys, ETags and logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Representation::Full => "full",
+            Representation::Abbreviated => "abbreviated",
+        }
+    }
+}
+
+/// A packument that cannot be used, or a filter that leaves nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum NpmDocError {
+    #[error("npm document is not UTF-8 (invalid byte at offset {valid_up_to})")]
+    NotUtf8 { valid_up_to: usize },
+    #[error("npm document is not valid JSON: {source}")]
+    Json {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("npm document is not a JSON object: {found:?}")]
+    NotAnObject { found: String },
+    #[error("npm document field `{field}` is not {expected}: {found:?}")]
+    BadField {
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("npm document field `{at}` cannot be read: {source}")]
+    Nested {
+        at: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("npm document has the key {key:?} twice in `{at}`")]
+    DuplicateKey { at: String, key: String },
+    #[error("npm document has no `name`")]
+    MissingName,
+    #[error("npm document: {0}")]
+    BadName(#[from] InvalidName),
+    /// Filtering removed every version (or upstream listed none: `total == 0`). Answer 403
+    /// with the reason (404 when `total == 0`), never an empty document.
+    #[error("no version of {name:?} is left after filtering ({removed} of {total} removed)")]
+    NoVersionsLeft {
+        name: String,
+        removed: usize,
+        total: usize,
+    },
+    #[error("internal error while rendering an npm document: {0}")]
+    Internal(&'static str),
+}
+
+/// What the policy needs to know about one version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionFacts {
+    /// The key in `versions`.
+    pub version: String,
+    /// `time[version]` exactly as upstream wrote it (RFC 3339); `None` in abbreviated docs.
+    pub published: Option<String>,
+    /// `preinstall`/`install`/`postinstall` present (truthy) in `scripts`, in that order, then
+    /// `binding.gyp (gypfile)` when `gypfile: true`.
+    pub install_scripts: Vec<String>,
+    /// `Some(true)` when an install script is known (from `scripts`, `gypfile` or
+    /// `hasInstallScript: true`); `Some(false)` when known absent (full document, or an
+    /// explicit `hasInstallScript: false`); `None` in an abbreviated document that does not
+    /// say (registries only write `hasInstallScript` when true, and some never do).
+    pub has_install_script: Option<bool>,
+    /// Version `repository` (its `url`, or the string form), else the top-level one; blank
+    /// values count as absent. Always `None` in abbreviated documents.
+    pub repository: Option<String>,
+    /// `deprecated` is a non-empty string (or `true`).
+    pub deprecated: bool,
+    /// Upstream `dist.tarball`.
+    pub tarball_url: Option<String>,
+    /// `dist.integrity` (SRI).
+    pub integrity: Option<String>,
+    /// `dist.shasum` (sha1 hex).
+    pub shasum: Option<String>,
+}
+
+/// Owned facts of a whole packument (see [`facts_only`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackageFacts {
+    pub name: Option<String>,
+    /// The upstream document was abbreviated (no `time`, top-level `modified`).
+    pub abbreviated: bool,
+    /// `time.created`.
+    pub created: Option<String>,
+    /// `time.modified`, else top-level `modified`.
+    pub modified: Option<String>,
+    /// Upstream dist-tags in document order.
+    pub dist_tags: Vec<(String, String)>,
+    /// Every version in document order.
+    pub versions: Vec<VersionFacts>,
+}
+
+/// How to render a filtered packument.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOptions<'o> {
+    /// Versions (keys of `versions`) to drop.
+    pub removed: &'o HashSet<String>,
+    /// Proxy origin (and optional path prefix) for rewritten tarball URLs, e.g.
+    /// `http://127.0.0.1:8080`; a trailing `/` is ignored.
+    pub tarball_base: &'o str,
+    pub representation: Representation,
+}
+
+/// A rendered packument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The JSON document.
+    pub bytes: Vec<u8>,
+    /// Upstream versions dropped (for `x-pkggate-blocked-versions`).
+    pub removed: usize,
+    /// Versions left.
+    pub kept: usize,
+    /// The dist-tags as served, in order.
+    pub dist_tags: Vec<(String, String)>,
+    /// The form of `bytes` (an abbreviated upstream always renders abbreviated).
+    pub representation: Representation,
+}
+
+/// Per-version fields of the abbreviated form (besides the derived `hasInstallScript`).
+pub const CORGI_VERSION_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bundleDependencies",
+    "bundledDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "dist",
+    "deprecated",
+    "os",
+    "cpu",
+    "libc",
+    "funding",
+    "acceptDependencies",
+    "_hasShrinkwrap",
+];
+
+const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
+
+/// The label used in [`VersionFacts::install_scripts`] for `gypfile: true`.
+pub const GYPFILE_LABEL: &str = "binding.gyp (gypfile)";
+
+/// A packument parsed without building a JSON tree: every value borrows the input.
+#[derive(Debug)]
+pub struct Packument<'a> {
+    src: &'a str,
+    top: Entries<'a>,
+    name: Option<Cow<'a, str>>,
+    versions: Entries<'a>,
+    index: HashMap<Cow<'a, str>, usize>,
+    time: Entries<'a>,
+    time_index: HashMap<Cow<'a, str>, usize>,
+    dist_tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    top_modified: Option<&'a RawValue>,
+    repository: Option<String>,
+    abbreviated: bool,
+}
+
+fn field_in(parent: &str, key: &str) -> String {
+    format!("{parent}[{:?}]", brief(key))
+}
+
+/// Read a raw value as an object's ordered members, refusing duplicate keys.
+fn parse_object<'a>(
+    raw: &'a RawValue,
+    at: impl Fn() -> String,
+) -> Result<Entries<'a>, NpmDocError> {
+    if !is_object(raw) {
+        return Err(NpmDocError::BadField {
+            field: at(),
+            expected: "a JSON object",
+            found: brief(raw.get()),
+        });
+    }
+    let RawMap(entries) = serde_json::from_str(raw.get())
+        .map_err(|source| NpmDocError::Nested { at: at(), source })?;
+    if let Some(key) = first_duplicate(&entries) {
+        return Err(NpmDocError::DuplicateKey {
+            at: at(),
+            key: brief(key),
+        });
+    }
+    Ok(entries)
+}
+
+/// `repository` as a URL string: the string form, or the object's `url`; blank → `None`.
+fn repository_url(
+    raw: Option<&RawValue>,
+    at: impl Fn() -> String,
+) -> Result<Option<String>, NpmDocError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let url = if is_object(raw) {
+        let entries = parse_object(raw, at)?;
+        get(&entries, "url").and_then(as_str)
+    } else {
+        as_str(raw)
+    };
+    Ok(url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()))
+}
+
+fn index_of<'a>(entries: &Entries<'a>) -> HashMap<Cow<'a, str>, usize> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect()
+}
+
+/// Push `"key":` preceded by a comma unless first.
+fn push_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+    push_json_str(out, key);
+    out.push(b':');
+}
+
+fn push_tags(out: &mut Vec<u8>, tags: &[(String, String)]) {
+    out.push(b'{');
+    let mut first = true;
+    for (tag, target) in tags {
+        push_key(out, &mut first, tag);
+        push_json_str(out, target);
+    }
+    out.push(b'}');
+}
+
+/// `dist` with `tarball` replaced by `url` (or added when missing); every other byte kept.
+fn push_dist(
+    out: &mut Vec<u8>,
+    dist: &RawValue,
+    url: &str,
+    at: impl Fn() -> String,
+) -> Result<(), NpmDocError> {
+    let src = dist.get();
+    if !is_object(dist) {
+        out.extend_from_slice(src.as_bytes());
+        return Ok(());
+    }
+    let entries = parse_object(dist, at)?;
+    let bytes = src.as_bytes();
+    match get(&entries, "tarball") {
+        Some(t) => {
+            let start = offset_in(src, t.get()).ok_or(NpmDocError::Internal("tarball offset"))?;
+            let end = start + t.get().len();
+            out.extend_from_slice(bytes.get(..start).ok_or(NpmDocError::Internal("dist"))?);
+            push_json_str(out, url);
+            out.extend_from_slice(bytes.get(end..).ok_or(NpmDocError::Internal("dist"))?);
+        }
+        None => {
+            let close = src.rfind('}').ok_or(NpmDocError::Internal("dist close"))?;
+            out.extend_from_slice(bytes.get(..close).ok_or(NpmDocError::Internal("dist"))?);
+            if !entries.is_empty() {
+                out.push(b',');
+            }
+            push_json_str(out, "tarball");
+            out.push(b':');
+            push_json_str(out, url);
+            out.extend_from_slice(bytes.get(close..).ok_or(NpmDocError::Internal("dist"))?);
+        }
+    }
+    Ok(())
+}
+
+impl<'a> Packument<'a> {
+    /// Parse a full or abbreviated packument. Checks the shape pkggate relies on: a top-level
+    /// object without duplicate keys; `name` a string; `versions` an object of objects;
+    /// `time` an object; `dist-tags` an object of strings; `repository` a string or object;
+    /// no duplicate keys in any of these. `versions`, `time` and `dist-tags` may be absent or
+    /// empty (a removed package has zero versions).
+    pub fn parse(bytes: &'a [u8]) -> Result<Packument<'a>, NpmDocError> {
+        let src = std::str::from_utf8(bytes).map_err(|e| NpmDocError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
+        if super::raw::first_byte(src) != Some(b'{') {
+            // Distinguish "not JSON" from "JSON but not an object".
+            return match serde_json::from_str::<serde::de::IgnoredAny>(src) {
+                Err(source) => Err(NpmDocError::Json { source }),
+                Ok(_) => Err(NpmDocError::NotAnObject { found: brief(src) }),
+            };
+        }
+        let RawMap(top) =
+            serde_json::from_str(src).map_err(|source| NpmDocError::Json { source })?;
+        if let Some(key) = first_duplicate(&top) {
+            return Err(NpmDocError::DuplicateKey {
+                at: "(top level)".into(),
+                key: brief(key),
+            });
+        }
+        let mut doc = Packument {
+            src,
+            name: None,
+            versions: Vec::new(),
+            index: HashMap::new(),
+            time: Vec::new(),
+            time_index: HashMap::new(),
+            dist_tags: Vec::new(),
+            top_modified: None,
+            repository: None,
+            abbreviated: false,
+            top: Vec::new(),
+        };
+        let mut has_time = false;
+        for (key, raw) in &top {
+            match key.as_ref() {
+                "name" => {
+                    doc.name = Some(as_str(raw).ok_or_else(|| NpmDocError::BadField {
+                        field: "name".into(),
+                        expected: "a string",
+                        found: brief(raw.get()),
+                    })?);
+                }
+                "versions" => {
+                    let versions = parse_object(raw, || "versions".into())?;
+                    if let Some((k, v)) = versions.iter().find(|(_, v)| !is_object(v)) {
+                        return Err(NpmDocError::BadField {
+                            field: field_in("versions", k),
+                            expected: "a JSON object",
+                            found: brief(v.get()),
+                        });
+                    }
+                    doc.index = index_of(&versions);
+                    doc.versions = versions;
+                }
+                "time" => {
+                    has_time = true;
+                    doc.time = parse_object(raw, || "time".into())?;
+                    doc.time_index = index_of(&doc.time);
+                }
+                "dist-tags" => {
+                    for (tag, target) in parse_object(raw, || "dist-tags".into())? {
+                        let target = as_str(target).ok_or_else(|| NpmDocError::BadField {
+                            field: field_in("dist-tags", &tag),
+                            expected: "a string",
+                            found: brief(target.get()),
+                        })?;
+                        doc.dist_tags.push((tag, target));
+                    }
+                }
+                "modified" => {
+                    doc.top_modified = as_str(raw).is_some().then_some(*raw);
+                }
+                "repository" => {
+                    doc.repository = repository_url(Some(raw), || "repository".into())?;
+                }
+                _ => {}
+            }
+        }
+        doc.abbreviated = !has_time && doc.top_modified.is_some();
+        doc.top = top;
+        Ok(doc)
+    }
+
+    /// Top-level `name`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The upstream document is abbreviated (no `time`, a top-level `modified`).
+    pub fn is_abbreviated(&self) -> bool {
+        self.abbreviated
+    }
+
+    /// Number of versions upstream lists.
+    pub fn version_count(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Version keys in document order.
+    pub fn versions(&self) -> impl Iterator<Item = &str> + '_ {
+        self.versions.iter().map(|(k, _)| k.as_ref())
+    }
+
+    /// Whether `versions` has this exact key.
+    pub fn has_version(&self, version: &str) -> bool {
+        self.index.contains_key(version)
+    }
+
+    /// Upstream dist-tags in document order.
+    pub fn dist_tags(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.dist_tags.iter().map(|(t, v)| (t.as_ref(), v.as_ref()))
+    }
+
+    /// Upstream target of one dist-tag.
+    pub fn dist_tag(&self, tag: &str) -> Option<&str> {
+        self.dist_tags
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    fn time_raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.time_index.get(key).map(|&i| self.time[i].1)
+    }
+
+    /// `time[key]` when it is a string (a version, `created` or `modified`).
+    pub fn time(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.time_raw(key).and_then(as_str)
+    }
+
+    /// `time.created`.
+    pub fn created(&self) -> Option<Cow<'a, str>> {
+        self.time("created")
+    }
+
+    fn modified_raw(&self) -> Option<&'a RawValue> {
+        self.time_raw("modified")
+            .filter(|r| as_str(r).is_some())
+            .or(self.top_modified)
+    }
+
+    /// `time.modified`, else top-level `modified` (abbreviated documents).
+    pub fn modified(&self) -> Option<Cow<'a, str>> {
+        self.modified_raw().and_then(as_str)
+    }
+
+    /// The upstream object of one version, exactly as upstream wrote it.
+    pub fn version_raw(&self, version: &str) -> Option<&'a RawValue> {
+        self.index.get(version).map(|&i| self.versions[i].1)
+    }
+
+    /// Resolve an exact version key, else a dist-tag, to `(version, upstream object)`.
+    /// Nothing is filtered here; see [`Packument::render_version`].
+    pub fn resolve(&self, spec: &str) -> Option<(&str, &'a RawValue)> {
+        let i = match self.index.get(spec) {
+            Some(&i) => i,
+            None => *self.index.get(self.dist_tag(spec)?)?,
+        };
+        let (k, v) = &self.versions[i];
+        Some((k.as_ref(), *v))
+    }
+
+    fn version_entries(&self, i: usize) -> Result<Entries<'a>, NpmDocError> {
+        let (key, raw) = &self.versions[i];
+        parse_object(raw, || field_in("versions", key))
+    }
+
+    /// Install-script facts of one version's members.
+    fn install_facts(
+        &self,
+        key: &str,
+        entries: &Entries<'a>,
+    ) -> Result<(Vec<String>, Option<bool>), NpmDocError> {
+        let mut scripts = Vec::new();
+        let scripts_raw = get(entries, "scripts");
+        if let Some(raw) = scripts_raw.filter(|r| is_object(r)) {
+            let members = parse_object(raw, || format!("{}.scripts", field_in("versions", key)))?;
+            for name in INSTALL_SCRIPTS {
+                if get(&members, name).is_some_and(is_truthy) {
+                    scripts.push(name.to_string());
+                }
+            }
+        }
+        if get(entries, "gypfile").and_then(as_bool) == Some(true) {
+            scripts.push(GYPFILE_LABEL.to_string());
+        }
+        let flag = get(entries, "hasInstallScript").and_then(as_bool);
+        let has = if !scripts.is_empty() || flag == Some(true) {
+            Some(true)
+        } else if scripts_raw.is_some() || flag == Some(false) || !self.abbreviated {
+            Some(false)
+        } else {
+            None
+        };
+        Ok((scripts, has))
+    }
+
+    fn facts_at(&self, i: usize) -> Result<VersionFacts, NpmDocError> {
+        let key = self.versions[i].0.as_ref();
+        let at = || field_in("versions", key);
+        let entries = self.version_entries(i)?;
+        let (install_scripts, has_install_script) = self.install_facts(key, &entries)?;
+        let repository = match repository_url(get(&entries, "repository"), || {
+            format!("{}.repository", at())
+        })? {
+            Some(r) => Some(r),
+            None => self.repository.clone(),
+        };
+        let (mut tarball_url, mut integrity, mut shasum) = (None, None, None);
+        if let Some(dist) = get(&entries, "dist").filter(|d| is_object(d)) {
+            let d = parse_object(dist, || format!("{}.dist", at()))?;
+            let s = |k| get(&d, k).and_then(as_str).map(Cow::into_owned);
+            (tarball_url, integrity, shasum) = (s("tarball"), s("integrity"), s("shasum"));
+        }
+        Ok(VersionFacts {
+            version: key.to_string(),
+            published: self.time(key).map(Cow::into_owned),
+            install_scripts,
+            has_install_script,
+            repository,
+            deprecated: get(&entries, "deprecated").is_some_and(is_truthy),
+            tarball_url,
+            integrity,
+            shasum,
+        })
+    }
+
+    /// Facts of one version (`None` when `versions` lacks it).
+    pub fn version_facts(&self, version: &str) -> Result<Option<VersionFacts>, NpmDocError> {
+        self.index
+            .get(version)
+            .map(|&i| self.facts_at(i))
+            .transpose()
+    }
+
+    /// Facts of every version, in document order.
+    pub fn facts(&self) -> Result<Vec<VersionFacts>, NpmDocError> {
+        (0..self.versions.len()).map(|i| self.facts_at(i)).collect()
+    }
+
+    /// Owned summary of the whole document (for a per-package facts cache).
+    pub fn summary(&self) -> Result<PackageFacts, NpmDocError> {
+        Ok(PackageFacts {
+            name: self.name.as_ref().map(|n| n.to_string()),
+            abbreviated: self.abbreviated,
+            created: self.created().map(Cow::into_owned),
+            modified: self.modified().map(Cow::into_owned),
+            dist_tags: self
+                .dist_tags()
+                .map(|(t, v)| (t.to_string(), v.to_string()))
+                .collect(),
+            versions: self.facts()?,
+        })
+    }
+
+    fn checked_name(&self) -> Result<&str, NpmDocError> {
+        let name = self.name.as_deref().ok_or(NpmDocError::MissingName)?;
+        validate_name(name)?;
+        Ok(name)
+    }
+
+    fn kept_indices(&self, removed: &HashSet<String>) -> Vec<usize> {
+        (0..self.versions.len())
+            .filter(|&i| !removed.contains(self.versions[i].0.as_ref()))
+            .collect()
+    }
+
+    /// One version object with its `dist.tarball` rewritten; all other bytes as upstream.
+    fn push_version_full(
+        &self,
+        out: &mut Vec<u8>,
+        i: usize,
+        name: &str,
+        base: &str,
+    ) -> Result<(), NpmDocError> {
+        let (key, raw) = &self.versions[i];
+        let src = raw.get();
+        let entries = self.version_entries(i)?;
+        match get(&entries, "dist").filter(|d| is_object(d)) {
+            Some(dist) => {
+                let start =
+                    offset_in(src, dist.get()).ok_or(NpmDocError::Internal("dist offset"))?;
+                let end = start + dist.get().len();
+                let bytes = src.as_bytes();
+                out.extend_from_slice(bytes.get(..start).ok_or(NpmDocError::Internal("v"))?);
+                push_dist(out, dist, &tarball_url(base, name, key), || {
+                    format!("{}.dist", field_in("versions", key))
+                })?;
+                out.extend_from_slice(bytes.get(end..).ok_or(NpmDocError::Internal("v"))?);
+            }
+            None => out.extend_from_slice(src.as_bytes()),
+        }
+        Ok(())
+    }
+
+    /// One version in the abbreviated form derived from a full object.
+    fn push_version_corgi(
+        &self,
+        out: &mut Vec<u8>,
+        i: usize,
+        name: &str,
+        base: &str,
+    ) -> Result<(), NpmDocError> {
+        let key = self.versions[i].0.as_ref();
+        let entries = self.version_entries(i)?;
+        let (_, has_install) = self.install_facts(key, &entries)?;
+        out.push(b'{');
+        let mut first = true;
+        for (k, v) in &entries {
+            if !CORGI_VERSION_FIELDS.contains(&k.as_ref()) {
+                continue;
+            }
+            push_key(out, &mut first, k);
+            if k == "dist" {
+                push_dist(out, v, &tarball_url(base, name, key), || {
+                    format!("{}.dist", field_in("versions", key))
+                })?;
+            } else {
+                out.extend_from_slice(v.get().as_bytes());
+            }
+        }
+        if has_install == Some(true) {
+            push_key(out, &mut first, "hasInstallScript");
+            out.extend_from_slice(b"true");
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn push_versions(
+        &self,
+        out: &mut Vec<u8>,
+        kept: &[usize],
+        name: &str,
+        base: &str,
+        corgi: bool,
+    ) -> Result<(), NpmDocError> {
+        out.push(b'{');
+        let mut first = true;
+        for &i in kept {
+            push_key(out, &mut first, &self.versions[i].0);
+            if corgi {
+                self.push_version_corgi(out, i, name, base)?;
+            } else {
+                self.push_version_full(out, i, name, base)?;
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Render the filtered document.
+    ///
+    /// Removed versions leave `versions` and `time` (other `time` keys stay); dist-tags are
+    /// fixed up by [`retarget_dist_tags`]; each kept `dist.tarball` becomes
+    /// [`tarball_url`]`(tarball_base, name, version)`; every other byte of kept values is
+    /// upstream's, and top-level keys keep their order. `Abbreviated` from a full upstream
+    /// derives the corgi form (`name`, `dist-tags`, `versions` with
+    /// [`CORGI_VERSION_FIELDS`] plus `hasInstallScript: true` when known, `modified` from
+    /// upstream when it has one); an abbreviated upstream is passed through filtered
+    /// whatever `representation` asks. Errors with [`NpmDocError::NoVersionsLeft`] when no
+    /// version remains.
+    pub fn render(&self, opts: &RenderOptions<'_>) -> Result<Rendered, NpmDocError> {
+        let kept = self.kept_indices(opts.removed);
+        let removed = self.versions.len() - kept.len();
+        if kept.is_empty() {
+            return Err(NpmDocError::NoVersionsLeft {
+                name: self.name.as_deref().unwrap_or_default().to_string(),
+                removed,
+                total: self.versions.len(),
+            });
+        }
+        let name = self.checked_name()?;
+        let kept_keys: Vec<&str> = kept.iter().map(|&i| self.versions[i].0.as_ref()).collect();
+        let tags = retarget_dist_tags(&self.dist_tags, &kept_keys);
+        let corgi = opts.representation == Representation::Abbreviated && !self.abbreviated;
+        let base = opts.tarball_base;
+        let mut out = Vec::with_capacity(if corgi {
+            self.src.len() / 2
+        } else {
+            self.src.len() + 64
+        });
+        out.push(b'{');
+        let mut first = true;
+        if corgi {
+            if let Some(raw) = get(&self.top, "name") {
+                push_key(&mut out, &mut first, "name");
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+            push_key(&mut out, &mut first, "dist-tags");
+            push_tags(&mut out, &tags);
+            push_key(&mut out, &mut first, "versions");
+            self.push_versions(&mut out, &kept, name, base, true)?;
+            if let Some(m) = self.modified_raw() {
+                push_key(&mut out, &mut first, "modified");
+                out.extend_from_slice(m.get().as_bytes());
+            }
+        } else {
+            for (key, raw) in &self.top {
+                push_key(&mut out, &mut first, key);
+                match key.as_ref() {
+                    "versions" => self.push_versions(&mut out, &kept, name, base, false)?,
+                    "dist-tags" => push_tags(&mut out, &tags),
+                    "time" => {
+                        out.push(b'{');
+                        let mut first_t = true;
+                        for (k, v) in &self.time {
+                            if opts.removed.contains(k.as_ref()) && self.index.contains_key(k) {
+                                continue;
+                            }
+                            push_key(&mut out, &mut first_t, k);
+                            out.extend_from_slice(v.get().as_bytes());
+                        }
+                        out.push(b'}');
+                    }
+                    _ => out.extend_from_slice(raw.get().as_bytes()),
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(Rendered {
+            bytes: out,
+            removed,
+            kept: kept.len(),
+            dist_tags: tags,
+            representation: if self.abbreviated {
+                Representation::Abbreviated
+            } else {
+                opts.representation
+            },
+        })
+    }
+
+    /// `GET /<name>/<version-or-tag>` without rendering the whole document: resolve `spec`
+    /// as a kept version key, else as a dist-tag after retargeting, and return that version's
+    /// object with `dist.tarball` rewritten (`opts.representation` is ignored: this endpoint
+    /// serves the version object as upstream has it). `Ok(None)` → 404 (the version is
+    /// removed, unknown, or the tag points nowhere once filtered).
+    pub fn render_version(
+        &self,
+        opts: &RenderOptions<'_>,
+        spec: &str,
+    ) -> Result<Option<Vec<u8>>, NpmDocError> {
+        let i = match self.index.get(spec) {
+            Some(_) if opts.removed.contains(spec) => return Ok(None),
+            Some(&i) => i,
+            None => {
+                let kept = self.kept_indices(opts.removed);
+                let kept_keys: Vec<&str> =
+                    kept.iter().map(|&i| self.versions[i].0.as_ref()).collect();
+                let tags = retarget_dist_tags(&self.dist_tags, &kept_keys);
+                let Some((_, target)) = tags.iter().find(|(t, _)| t == spec) else {
+                    return Ok(None);
+                };
+                match self.index.get(target.as_str()) {
+                    Some(&i) => i,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let name = self.checked_name()?;
+        let mut out = Vec::with_capacity(self.versions[i].1.get().len() + 64);
+        self.push_version_full(&mut out, i, name, opts.tarball_base)?;
+        Ok(Some(out))
+    }
+}
+
+/// Parse a document and return owned facts of every version (for a facts cache).
+pub fn facts_only(bytes: &[u8]) -> Result<PackageFacts, NpmDocError> {
+    Packument::parse(bytes)?.summary()
+}
+
+/// Parse `bytes` and render it in one call.
+pub fn filter_document(bytes: &[u8], opts: &RenderOptions<'_>) -> Result<Rendered, NpmDocError> {
+    Packument::parse(bytes)?.render(opts)
+}
+
+/// From an already rendered (filtered) packument, the object of the version named by `spec`
+/// (exact version key, else dist-tag), byte for byte; `Ok(None)` → 404.
+pub fn extract_version(rendered: &[u8], spec: &str) -> Result<Option<Vec<u8>>, NpmDocError> {
+    let doc = Packument::parse(rendered)?;
+    Ok(doc
+        .resolve(spec)
+        .map(|(_, raw)| raw.get().as_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! Per-version facts for the policy: publish time (earliest file upload) and yank state.
+
+use super::time::UploadTime;
+use crate::{EcoVersion, Ecosystem};
+use std::collections::HashMap;
+
+/// What one version's files say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionFacts {
+    /// The version as first spelled (the PEP 700 `versions` entry, else the first file's).
+    pub version: String,
+    /// Files of this version (0 for a version listed without files).
+    pub files: usize,
+    /// Files flagged yanked.
+    pub yanked_files: usize,
+    /// The earliest valid upload time among the files: the version's publish time. `None`
+    /// when no file carries a parsable one.
+    pub earliest_upload: Option<UploadTime>,
+}
+
+impl VersionFacts {
+    /// Every file is yanked (false for a version without files).
+    pub fn all_yanked(&self) -> bool {
+        self.files > 0 && self.yanked_files == self.files
+    }
+}
+
+/// Facts for every version of a project. Lookups compare versions in PEP 440 normal form
+/// (`1.0` finds `1.0.0`), non-PEP 440 versions by exact string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectFacts {
+    /// In order of first appearance.
+    pub versions: Vec<VersionFacts>,
+    /// Files whose version could not be derived from the filename.
+    pub unknown_version_files: usize,
+    index: HashMap<String, usize>,
+}
+
+pub(crate) fn version_key(v: &str) -> String {
+    EcoVersion::parse(Ecosystem::PyPI, v).key()
+}
+
+impl ProjectFacts {
+    pub fn get(&self, version: &str) -> Option<&VersionFacts> {
+        self.index
+            .get(&version_key(version))
+            .and_then(|&i| self.versions.get(i))
+    }
+
+    pub(crate) fn add_listed(&mut self, version: &str) {
+        self.slot(version);
+    }
+
+    pub(crate) fn add_file(&mut self, version: Option<&str>, yanked: bool, upload: Option<&str>) {
+        let Some(version) = version else {
+            self.unknown_version_files += 1;
+            return;
+        };
+        let i = self.slot(version);
+        let Some(f) = self.versions.get_mut(i) else {
+            return;
+        };
+        f.files += 1;
+        if yanked {
+            f.yanked_files += 1;
+        }
+        if let Some(t) = upload.and_then(UploadTime::parse) {
+            let earlier = f
+                .earliest_upload
+                .as_ref()
+                .is_none_or(|e| t.instant_cmp(e).is_lt());
+            if earlier {
+                f.earliest_upload = Some(t);
+            }
+        }
+    }
+
+    fn slot(&mut self, version: &str) -> usize {
+        let key = version_key(version);
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        self.versions.push(VersionFacts {
+            version: version.to_string(),
+            files: 0,
+            yanked_files: 0,
+            earliest_upload: None,
+        });
+        let i = self.versions.len() - 1;
+        self.index.insert(key, i);
+        i
+    }
+}

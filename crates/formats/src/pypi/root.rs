@@ -1,0 +1,438 @@
+//! The `/simple/` root index: removing blocked projects.
+//!
+//! [`RootFilter`] streams the PEP 503 HTML root (40 MB, ~927k links on PyPI) chunk by chunk.
+//! Bytes outside `<a …>…</a>` elements pass through unchanged and at once. Each complete
+//! `<a>` element is looked at: its project name is taken both from the `href` (last non-empty
+//! path segment, percent-decoded) and from its text; if the caller's `blocked` says yes for
+//! either (called with the PEP 503 normal form), the element is removed together with a
+//! directly following `<br>`/`<br/>`/`<br />` and one line break, so a one-link-per-line page
+//! loses exactly that line. Everything else is byte-identical.
+//!
+//! Memory is bounded: at most [`MAX_PENDING`] bytes are held back while an element is
+//! incomplete. An element that grows beyond that (no project link is that long) is dropped,
+//! up to and including its `</a>`; so is an unterminated element at the end of the input.
+//! Both are counted in [`RootFilter::dropped_malformed`].
+//!
+//! [`filter_root_json`] does the same for the PEP 691 JSON root without building a value tree.
+
+use super::PypiError;
+use super::html::{find_byte, find_end_tag, parse_attrs, unescape};
+use super::json_util::{self, Entries, brief, push_json_str};
+use crate::ecosystem::pep503_normalize;
+
+/// Bytes an incomplete element may hold back.
+pub const MAX_PENDING: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Normal,
+    /// An element was removed: swallow a following `<br>` and line break.
+    AfterDrop,
+    /// Inside an oversized element: discard up to its `</a>`.
+    Skipping,
+}
+
+/// Streaming filter for the HTML root index (see the module doc).
+#[derive(Debug)]
+pub struct RootFilter {
+    buf: Vec<u8>,
+    state: State,
+    removed: usize,
+    dropped_malformed: usize,
+}
+
+impl Default for RootFilter {
+    fn default() -> Self {
+        RootFilter::new()
+    }
+}
+
+impl RootFilter {
+    pub fn new() -> RootFilter {
+        RootFilter {
+            buf: Vec::new(),
+            state: State::Normal,
+            removed: 0,
+            dropped_malformed: 0,
+        }
+    }
+
+    /// Feed a chunk; filtered bytes are appended to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>, blocked: impl Fn(&str) -> bool) {
+        self.buf.extend_from_slice(chunk);
+        self.process(out, &blocked, false);
+    }
+
+    /// End of input: flush what is held back.
+    pub fn finish(&mut self, out: &mut Vec<u8>, blocked: impl Fn(&str) -> bool) {
+        self.process(out, &blocked, true);
+        if self.state == State::Skipping {
+            self.dropped_malformed += 1;
+        }
+        self.buf.clear();
+        self.state = State::Normal;
+    }
+
+    /// Project links removed because `blocked` said so.
+    pub fn removed(&self) -> usize {
+        self.removed
+    }
+
+    /// Oversized or unterminated elements dropped.
+    pub fn dropped_malformed(&self) -> usize {
+        self.dropped_malformed
+    }
+
+    fn process(&mut self, out: &mut Vec<u8>, blocked: &dyn Fn(&str) -> bool, last: bool) {
+        let buf = std::mem::take(&mut self.buf);
+        let mut pos = 0;
+        loop {
+            match self.state {
+                State::Skipping => match complete_end_tag(&buf, pos) {
+                    Some(end) => {
+                        pos = end;
+                        self.state = State::AfterDrop;
+                    }
+                    None => {
+                        // Keep a short tail in case `</a>` straddles chunks.
+                        pos = if last {
+                            buf.len()
+                        } else {
+                            pos.max(buf.len().saturating_sub(8))
+                        };
+                        break;
+                    }
+                },
+                State::AfterDrop => match after_drop_len(&buf[pos..], last) {
+                    Some(n) => {
+                        pos += n;
+                        self.state = State::Normal;
+                    }
+                    None => break,
+                },
+                State::Normal => {
+                    let Some(lt) = find_byte(&buf, pos, b'<') else {
+                        out.extend_from_slice(&buf[pos..]);
+                        pos = buf.len();
+                        break;
+                    };
+                    out.extend_from_slice(&buf[pos..lt]);
+                    pos = lt;
+                    let rest = &buf[pos..];
+                    if rest.len() < 3 && !last {
+                        break;
+                    }
+                    let is_anchor = rest.len() >= 3
+                        && rest[1].eq_ignore_ascii_case(&b'a')
+                        && (rest[2].is_ascii_whitespace() || rest[2] == b'>');
+                    if !is_anchor {
+                        out.push(b'<');
+                        pos += 1;
+                        continue;
+                    }
+                    match complete_end_tag(&buf, pos + 2) {
+                        Some(end) => {
+                            let element = &buf[pos..end];
+                            if element_blocked(element, blocked) {
+                                self.removed += 1;
+                                self.state = State::AfterDrop;
+                            } else {
+                                out.extend_from_slice(element);
+                            }
+                            pos = end;
+                        }
+                        None if buf.len() - pos > MAX_PENDING => {
+                            self.dropped_malformed += 1;
+                            self.state = State::Skipping;
+                            pos = buf.len().saturating_sub(8).max(pos + 1);
+                        }
+                        None if last => {
+                            self.dropped_malformed += 1;
+                            pos = buf.len();
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+        self.buf = buf;
+        self.buf.drain(..pos.min(self.buf.len()));
+    }
+}
+
+/// The offset after a complete `</a …>` at or after `from`.
+fn complete_end_tag(buf: &[u8], from: usize) -> Option<usize> {
+    let (_, end) = find_end_tag(buf, from, b"a")?;
+    (end > 0 && buf.get(end - 1) == Some(&b'>')).then_some(end)
+}
+
+/// How many bytes of `<br>` and line break follow a removed element; `None` = need more.
+fn after_drop_len(rest: &[u8], last: bool) -> Option<usize> {
+    let mut n = 0;
+    for br in [b"<br/>".as_slice(), b"<br />", b"<br>"] {
+        if rest.len() >= br.len() && rest[..br.len()].eq_ignore_ascii_case(br) {
+            n = br.len();
+            break;
+        }
+        if !last && rest.len() < br.len() && br[..rest.len()].eq_ignore_ascii_case(rest) {
+            return None;
+        }
+    }
+    let r = &rest[n..];
+    if r.starts_with(b"\r\n") {
+        Some(n + 2)
+    } else if r.starts_with(b"\n") {
+        Some(n + 1)
+    } else if !last && (r.is_empty() || r == b"\r") {
+        None
+    } else {
+        Some(n)
+    }
+}
+
+/// The project a root link names, from its `href`.
+fn name_from_href(href: &str) -> Option<String> {
+    let path = href.split(['?', '#']).next().unwrap_or("");
+    let seg = path.trim_end_matches('/').rsplit('/').next()?;
+    if seg.is_empty() {
+        return None;
+    }
+    Some(percent_decode_lossy(seg))
+}
+
+fn percent_decode_lossy(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn element_blocked(element: &[u8], blocked: &dyn Fn(&str) -> bool) -> bool {
+    let text = String::from_utf8_lossy(element);
+    let Ok((attrs, after)) = parse_attrs(&text, 2) else {
+        return false;
+    };
+    let href_name = attrs
+        .iter()
+        .find(|(k, _)| k == "href")
+        .and_then(|(_, v)| name_from_href(v));
+    if let Some(name) = href_name
+        && blocked(&pep503_normalize(&name))
+    {
+        return true;
+    }
+    let inner_end = find_end_tag(text.as_bytes(), after, b"a").map_or(text.len(), |(s, _)| s);
+    let inner = text.get(after..inner_end).unwrap_or("");
+    let mut stripped = String::new();
+    let mut rest = inner;
+    while let Some(lt) = rest.find('<') {
+        stripped.push_str(&rest[..lt]);
+        rest = rest[lt..].find('>').map_or("", |gt| &rest[lt + gt + 1..]);
+    }
+    stripped.push_str(rest);
+    let name = unescape(&stripped);
+    let name = name.trim();
+    !name.is_empty() && blocked(&pep503_normalize(name))
+}
+
+/// Filter the PEP 691 JSON root (`{"meta":…,"projects":[{"name":…},…]}`): remove projects
+/// whose normalised `name` is blocked; other members and project objects stay raw. Returns
+/// the body and the number removed.
+pub fn filter_root_json(
+    body: &[u8],
+    blocked: impl Fn(&str) -> bool,
+) -> Result<(String, usize), PypiError> {
+    let text = std::str::from_utf8(body).map_err(|e| PypiError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    let top = Entries::parse(text).map_err(|e| PypiError::Json(e.to_string()))?;
+    if let Some(meta) = top.get("meta") {
+        let meta =
+            Entries::parse(meta.get()).map_err(|e| PypiError::Shape(format!("`meta`: {e}")))?;
+        if let Some(v) = meta.get("api-version") {
+            let s: String = serde_json::from_str(v.get())
+                .map_err(|_| PypiError::BadApiVersion(brief(v.get())))?;
+            super::ApiVersion::parse(&s)?;
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut removed = 0;
+    out.push('{');
+    for (n, (k, raw)) in top.0.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        push_json_str(&mut out, k);
+        out.push(':');
+        if k != "projects" {
+            out.push_str(raw.get());
+            continue;
+        }
+        let items =
+            json_util::array(raw).map_err(|e| PypiError::Shape(format!("`projects`: {e}")))?;
+        out.push('[');
+        let mut first = true;
+        for item in items {
+            #[derive(serde::Deserialize)]
+            struct P<'s> {
+                #[serde(borrow)]
+                name: std::borrow::Cow<'s, str>,
+            }
+            let p: P = serde_json::from_str(item.get()).map_err(|e| {
+                PypiError::Shape(format!("`projects` entry {}: {e}", brief(item.get())))
+            })?;
+            if blocked(&pep503_normalize(&p.name)) {
+                removed += 1;
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(item.get());
+        }
+        out.push(']');
+    }
+    out.push('}');
+    Ok((out, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run(input: &[u8], chunk: usize, blocked: &[&str]) -> (Vec<u8>, RootFilter) {
+        let mut f = RootFilter::new();
+        let mut out = Vec::new();
+        let is_blocked = |n: &str| blocked.contains(&n);
+        for c in input.chunks(chunk.max(1)) {
+            f.push(c, &mut out, is_blocked);
+        }
+        f.finish(&mut out, is_blocked);
+        (out, f)
+    }
+
+    const PAGE: &str = "<!DOCTYPE html><html><body>\n<a href=\"0/\">0</a>\n<a href=\"foo-bar/\">Foo_Bar</a>\n<a href=\"/simple/requests/\">requests</a><br/>\n<a href=\"zz/\">zz</a>\n</body></html>";
+
+    #[test]
+    fn removes_lines_of_blocked_projects() {
+        for chunk in [1, 2, 3, 5, 7, 64, 10_000] {
+            let (out, f) = run(PAGE.as_bytes(), chunk, &["foo-bar", "requests"]);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "<!DOCTYPE html><html><body>\n<a href=\"0/\">0</a>\n<a href=\"zz/\">zz</a>\n</body></html>",
+                "chunk {chunk}"
+            );
+            assert_eq!(f.removed(), 2);
+            let (out, f) = run(PAGE.as_bytes(), chunk, &[]);
+            assert_eq!(out, PAGE.as_bytes());
+            assert_eq!(f.removed(), 0);
+        }
+    }
+
+    #[test]
+    fn text_or_href_names_block() {
+        // A link whose text and href disagree is removed when either is blocked.
+        let page = "<a href=\"/simple/good/\">Evil.Pkg</a>\n<a href=\"/simple/evil-pkg/\">good</a>\n<a href='/simple/ok/'>ok</a>\n";
+        let (out, f) = run(page.as_bytes(), 4, &["evil-pkg"]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<a href='/simple/ok/'>ok</a>\n"
+        );
+        assert_eq!(f.removed(), 2);
+    }
+
+    #[test]
+    fn several_links_per_line() {
+        let page = "<a href=\"a/\">a</a><a href=\"b/\">b</a><a href=\"c/\">c</a>";
+        let (out, _) = run(page.as_bytes(), 3, &["b"]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<a href=\"a/\">a</a><a href=\"c/\">c</a>"
+        );
+    }
+
+    #[test]
+    fn pathological_elements_are_bounded_and_dropped() {
+        let mut page = b"<p>x</p><a href=\"a/\">".to_vec();
+        page.extend(std::iter::repeat_n(b'x', 3 * MAX_PENDING));
+        page.extend_from_slice(b"</a>\n<a href=\"b/\">b</a>\n");
+        let mut f = RootFilter::new();
+        let mut out = Vec::new();
+        for c in page.chunks(4096) {
+            f.push(c, &mut out, |_| false);
+            assert!(f.buf.len() <= MAX_PENDING + 4096, "held {}", f.buf.len());
+        }
+        f.finish(&mut out, |_| false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<p>x</p><a href=\"b/\">b</a>\n"
+        );
+        assert_eq!(f.dropped_malformed(), 1);
+
+        // Unterminated at the end.
+        let (out, f) = run(b"<a href=\"a/\">a</a>\n<a href=\"b/\">b", 2, &[]);
+        assert_eq!(out, b"<a href=\"a/\">a</a>\n");
+        assert_eq!(f.dropped_malformed(), 1);
+        // A lone `<` and text pass.
+        let (out, _) = run(b"a < b <", 1, &[]);
+        assert_eq!(out, b"a < b <");
+    }
+
+    #[test]
+    fn json_root() {
+        let body = br#"{"meta": {"api-version": "1.0", "_x": 1}, "projects": [{"name": "Foo_Bar"}, {"name": "requests", "k": [1]}, {"name": "zz"}]}"#;
+        let (out, removed) = filter_root_json(body, |n| n == "foo-bar").unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(
+            out,
+            r#"{"meta":{"api-version": "1.0", "_x": 1},"projects":[{"name": "requests", "k": [1]},{"name": "zz"}]}"#
+        );
+        assert!(
+            filter_root_json(br#"{"meta":{"api-version":"2.0"},"projects":[]}"#, |_| {
+                false
+            })
+            .is_err()
+        );
+        assert!(filter_root_json(br#"{"projects":[{"nom":"x"}]}"#, |_| false).is_err());
+        assert!(filter_root_json(b"[", |_| false).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_never_changes_output(
+            parts in prop::collection::vec(
+                prop::sample::select(vec![
+                    "<a href=\"x/\">x</a>", "<a href=\"y/\">Y</a>", "\n", "<br/>", "<", "<a", "</a>",
+                    "<a href='/simple/x/'>", "text", ">", "\r\n", "<A HREF=x>x</A>",
+                ]),
+                0..40,
+            ),
+            chunk in 1usize..20,
+        ) {
+            let input: String = parts.concat();
+            let (whole, _) = run(input.as_bytes(), usize::MAX, &["x"]);
+            let (chunked, _) = run(input.as_bytes(), chunk, &["x"]);
+            prop_assert_eq!(whole, chunked);
+            let (unfiltered, _) = run(input.as_bytes(), chunk, &[]);
+            // Without blocking, only unterminated elements can be lost.
+            prop_assert!(unfiltered.len() <= input.len());
+        }
+    }
+}
