@@ -14,7 +14,7 @@ use crate::severity::{Severity, vector_score};
 use crate::{EcoVersion, Ecosystem};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Malicious package or vulnerability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -488,10 +488,20 @@ impl CompiledMatcher {
 
     /// Whether `v` is affected. `key` is `v.key()` when the caller has it already.
     pub fn affects(&self, v: &EcoVersion) -> bool {
+        let key = (!self.keys.is_empty() && v.is_parsed()).then(|| v.key());
+        self.affects_keyed(v, key.as_deref())
+    }
+
+    /// [`CompiledMatcher::affects`] with `v.key()` computed once by the caller (`None` for
+    /// an unparsed version), for checking one version against many advisories.
+    pub fn affects_keyed(&self, v: &EcoVersion, key: Option<&str>) -> bool {
         if self.all || self.raw.contains(v.raw()) {
             return true;
         }
-        if !self.keys.is_empty() && v.is_parsed() && self.keys.contains(&v.key()) {
+        if let Some(key) = key
+            && v.is_parsed()
+            && self.keys.contains(key)
+        {
             return true;
         }
         self.ranges.iter().any(|r| {
@@ -501,6 +511,122 @@ impl CompiledMatcher {
                     .any(|l| v.compare(l) == Some(Ordering::Less));
             under_limit && r.intervals.iter().any(|i| i.contains(v))
         })
+    }
+}
+
+/// The versions of one document, parsed and sorted once, so that each advisory costs a few
+/// binary searches instead of a comparison per version (whole-document lookups).
+pub struct VersionIndex<'a> {
+    versions: Vec<EcoVersion>,
+    /// Indices of parsed versions, ascending in the ecosystem's order.
+    sorted: Vec<u32>,
+    by_raw: HashMap<&'a str, Vec<u32>>,
+    by_key: HashMap<String, Vec<u32>>,
+}
+
+impl<'a> VersionIndex<'a> {
+    pub fn new(eco: Ecosystem, versions: &[&'a str]) -> VersionIndex<'a> {
+        let parsed: Vec<EcoVersion> = versions.iter().map(|v| EcoVersion::parse(eco, v)).collect();
+        let mut by_raw: HashMap<&'a str, Vec<u32>> = HashMap::with_capacity(versions.len());
+        let mut by_key: HashMap<String, Vec<u32>> = HashMap::with_capacity(versions.len());
+        let mut sorted = Vec::with_capacity(versions.len());
+        for (i, v) in versions.iter().enumerate() {
+            by_raw.entry(v).or_default().push(i as u32);
+            if parsed[i].is_parsed() {
+                by_key.entry(parsed[i].key()).or_default().push(i as u32);
+                sorted.push(i as u32);
+            }
+        }
+        sorted.sort_by(|&a, &b| {
+            parsed[a as usize]
+                .compare(&parsed[b as usize])
+                .unwrap_or(Ordering::Equal)
+        });
+        VersionIndex {
+            versions: parsed,
+            sorted,
+            by_raw,
+            by_key,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    /// The i-th version as parsed.
+    pub fn version(&self, i: usize) -> Option<&EcoVersion> {
+        self.versions.get(i)
+    }
+
+    /// Position in `sorted` of the first version for which `below(v)` is false.
+    fn cut(&self, below: impl Fn(&EcoVersion) -> bool) -> usize {
+        self.sorted
+            .partition_point(|&i| below(&self.versions[i as usize]))
+    }
+
+    /// Indices (into the input) of the versions `m` affects, ascending, without duplicates.
+    /// Agrees with [`CompiledMatcher::affects`] on every version.
+    pub fn affected(&self, m: &CompiledMatcher) -> Vec<u32> {
+        if m.all {
+            return (0..self.versions.len() as u32).collect();
+        }
+        let mut out: Vec<u32> = Vec::new();
+        for raw in &m.raw {
+            if let Some(ix) = self.by_raw.get(raw.as_str()) {
+                out.extend(ix);
+            }
+        }
+        for key in &m.keys {
+            if let Some(ix) = self.by_key.get(key) {
+                out.extend(ix);
+            }
+        }
+        for r in &m.ranges {
+            let limit_hi = if r.limits.is_empty() {
+                self.sorted.len()
+            } else {
+                // `v < some limit` is `v < the highest limit`; unparsed limits match nothing.
+                let highest = r
+                    .limits
+                    .iter()
+                    .filter(|l| l.is_parsed())
+                    .max_by(|a, b| a.compare(b).unwrap_or(Ordering::Equal));
+                match highest {
+                    Some(l) => self.cut(|v| v.compare(l) == Some(Ordering::Less)),
+                    None => continue,
+                }
+            };
+            for i in &r.intervals {
+                let lo = match &i.introduced {
+                    None => 0,
+                    Some(b) if b.is_parsed() => self.cut(|v| v.compare(b) == Some(Ordering::Less)),
+                    Some(_) => continue,
+                };
+                let hi = match (&i.fixed, &i.last_affected) {
+                    (Some(f), _) if f.is_parsed() => {
+                        self.cut(|v| v.compare(f) == Some(Ordering::Less))
+                    }
+                    (Some(_), _) => continue,
+                    (None, Some(l)) if l.is_parsed() => {
+                        self.cut(|v| matches!(v.compare(l), Some(Ordering::Less | Ordering::Equal)))
+                    }
+                    (None, Some(_)) => continue,
+                    (None, None) => self.sorted.len(),
+                };
+                let hi = hi.min(limit_hi);
+                if lo < hi {
+                    out.extend(&self.sorted[lo..hi]);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 
@@ -590,6 +716,34 @@ mod tests {
                 probe >= *lo && match hi { None => true, Some((h, true)) => probe <= *h, Some((h, false)) => probe < *h }
             });
             proptest::prop_assert_eq!(hits(&a, &format!("{probe}.0.0")), want);
+        }
+    }
+
+    proptest::proptest! {
+        /// The sorted index agrees with matching version by version.
+        #[test]
+        fn index_agrees_with_direct_matching(
+            eco in proptest::sample::select(vec![Ecosystem::Npm, Ecosystem::PyPI, Ecosystem::CratesIo]),
+            versions in proptest::collection::vec("(0|1|2|10)\\.(0|1|5)\\.(0|3)(-rc\\.1|rc1|\\.post1)?|2005k|x", 0..40),
+            listed in proptest::collection::vec("(0|1|2)\\.(0|1|5)(\\.0)?|2005k", 0..4),
+            events in proptest::collection::vec((0u8..4, "(0|1|2|10)\\.(0|1|5)\\.(0|3)|0|bad"), 0..6),
+        ) {
+            let evs: Vec<String> = events.iter().map(|(k, v)| {
+                let key = ["introduced", "fixed", "last_affected", "limit"][*k as usize];
+                format!(r#"{{"{key}":"{v}"}}"#)
+            }).collect();
+            let listed: Vec<String> = listed.iter().map(|v| format!("{v:?}")).collect();
+            let ranges = format!(r#"[{{"type":"ECOSYSTEM","events":[{}]}}]"#, evs.join(","));
+            let a = rec(eco.osv_name(), "x", &format!("[{}]", listed.join(",")), &ranges);
+            let Some(p) = a.affected.first() else { return Ok(()); };
+            let compiled = p.matcher.compile(eco);
+            let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
+            let index = VersionIndex::new(eco, &refs);
+            let got = index.affected(&compiled);
+            let want: Vec<u32> = (0..refs.len() as u32)
+                .filter(|&i| compiled.affects(index.version(i as usize).unwrap()))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
         }
     }
 

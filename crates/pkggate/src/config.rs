@@ -218,6 +218,36 @@ pub const SETTINGS: &[Setting] = &[
         default: Some("info"),
         help: "log filter (tracing EnvFilter syntax)",
     },
+    Setting {
+        var: env::MAX_DOCUMENT_BYTES,
+        default: Some("134217728"),
+        help: "largest upstream metadata document accepted, in bytes (decoded)",
+    },
+    Setting {
+        var: env::METADATA_MAX_AGE_SECONDS,
+        default: Some("300"),
+        help: "Cache-Control max-age on filtered metadata",
+    },
+    Setting {
+        var: env::AUDIT_FSYNC,
+        default: Some("batch"),
+        help: "audit durability: always | batch | never",
+    },
+    Setting {
+        var: env::AUDIT_ALLOWED,
+        default: Some("summary"),
+        help: "allowed versions inside a document: summary (one line per document) | each",
+    },
+    Setting {
+        var: env::AUDIT_MAX_BYTES,
+        default: Some("104857600"),
+        help: "rotate the audit log past this size (0 = never)",
+    },
+    Setting {
+        var: env::AUDIT_KEEP_FILES,
+        default: Some("10"),
+        help: "rotated audit files kept",
+    },
 ];
 
 /// A setting with a value that does not fit.
@@ -232,6 +262,17 @@ pub enum ConfigError {
     },
     #[error("cannot read {path}: {message}")]
     DotEnv { path: String, message: String },
+}
+
+/// When the audit log reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditFsync {
+    /// fsync after every batch before the request that produced it proceeds.
+    Always,
+    /// fsync after each batch, asynchronously (a crash loses at most the unflushed batch).
+    Batch,
+    /// Leave it to the OS.
+    Never,
 }
 
 /// The effective configuration.
@@ -268,6 +309,12 @@ pub struct Config {
     pub upstream_cargo_index: Url,
     pub upstream_cargo_dl: Url,
     pub log: String,
+    pub max_document_bytes: u64,
+    pub metadata_max_age: Duration,
+    pub audit_fsync: AuditFsync,
+    pub audit_allowed_each: bool,
+    pub audit_max_bytes: u64,
+    pub audit_keep_files: u32,
     /// Every setting's effective value and where it came from, in [`SETTINGS`] order.
     pub provenance: Vec<(&'static str, Option<String>, Source)>,
 }
@@ -409,6 +456,29 @@ impl Resolver<'_> {
         }
     }
 
+    fn choice<T: Copy>(
+        &mut self,
+        var: &'static str,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        let (v, src) = self.get(var);
+        let v = v.unwrap_or_default();
+        let lower = v.trim().to_ascii_lowercase();
+        options
+            .iter()
+            .find(|(name, _)| *name == lower)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                Self::invalid(
+                    var,
+                    &v,
+                    src,
+                    &format!("expected one of: {}", names.join(", ")),
+                )
+            })
+    }
+
     fn non_empty(&mut self, var: &'static str) -> Result<String, ConfigError> {
         let (v, src) = self.get(var);
         let v = v.unwrap_or_default();
@@ -470,6 +540,20 @@ impl Config {
             upstream_cargo_index: r.url(env::UPSTREAM_CARGO_INDEX)?,
             upstream_cargo_dl: r.url(env::UPSTREAM_CARGO_DL)?,
             log: r.string(env::LOG),
+            max_document_bytes: r.u64(env::MAX_DOCUMENT_BYTES)?,
+            metadata_max_age: r.seconds(env::METADATA_MAX_AGE_SECONDS, true)?,
+            audit_fsync: r.choice(
+                env::AUDIT_FSYNC,
+                &[
+                    ("always", AuditFsync::Always),
+                    ("batch", AuditFsync::Batch),
+                    ("never", AuditFsync::Never),
+                ],
+            )?,
+            audit_allowed_each: r
+                .choice(env::AUDIT_ALLOWED, &[("summary", false), ("each", true)])?,
+            audit_max_bytes: r.u64(env::AUDIT_MAX_BYTES)?,
+            audit_keep_files: r.u64(env::AUDIT_KEEP_FILES)?.min(1000) as u32,
             provenance: Vec::new(),
         };
         let provenance = r.provenance;
@@ -529,6 +613,17 @@ impl Config {
             self.host.clone()
         };
         format!("http://{host}:{}", self.port)
+    }
+
+    /// Every configured upstream base (redirects may go to these origins only).
+    pub fn upstream_bases(&self) -> Vec<Url> {
+        vec![
+            self.upstream_npm.clone(),
+            self.pypi_upstream_simple.clone(),
+            self.pypi_upstream_files.clone(),
+            self.upstream_cargo_index.clone(),
+            self.upstream_cargo_dl.clone(),
+        ]
     }
 
     /// Lines for `pkggate config`: `VAR=value  (source)`.

@@ -37,6 +37,12 @@ pub const CARGO_ENABLED: &str = "PKGGATE_CARGO_ENABLED";
 pub const UPSTREAM_CARGO_INDEX: &str = "PKGGATE_UPSTREAM_CARGO_INDEX";
 pub const UPSTREAM_CARGO_DL: &str = "PKGGATE_UPSTREAM_CARGO_DL";
 pub const LOG: &str = "PKGGATE_LOG";
+pub const MAX_DOCUMENT_BYTES: &str = "PKGGATE_MAX_DOCUMENT_BYTES";
+pub const METADATA_MAX_AGE_SECONDS: &str = "PKGGATE_METADATA_MAX_AGE_SECONDS";
+pub const AUDIT_FSYNC: &str = "PKGGATE_AUDIT_FSYNC";
+pub const AUDIT_ALLOWED: &str = "PKGGATE_AUDIT_ALLOWED";
+pub const AUDIT_MAX_BYTES: &str = "PKGGATE_AUDIT_MAX_BYTES";
+pub const AUDIT_KEEP_FILES: &str = "PKGGATE_AUDIT_KEEP_FILES";
 
 /// `.env` file read from the working directory.
 pub const DOTENV_FILE: &str = ".env";

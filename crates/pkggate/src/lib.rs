@@ -1,8 +1,15 @@
 //! pkggate: a self-hosted package firewall. See ARCHITECTURE.md for the map.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod ecosystems;
 pub mod env;
+pub mod gate;
 pub mod intel;
+pub mod npm;
+pub mod policy_state;
+pub mod pypi;
 pub mod server;
 pub mod timefmt;
+pub mod upstream;

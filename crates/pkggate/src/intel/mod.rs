@@ -68,7 +68,8 @@ impl PackageFindings {
             .filter_map(|&j| self.advisories.get(j as usize).map(|a| a.as_ref()))
     }
 
-    /// Add `finding` to the i-th version (deduplicated by id).
+    /// Add `finding` to the i-th version (deduplicated by id; linear in the advisories, for
+    /// the few findings the live fallback adds).
     pub fn add(&mut self, i: usize, finding: Finding) {
         let j = match self.advisories.iter().position(|a| a.id == finding.id) {
             Some(j) => j,

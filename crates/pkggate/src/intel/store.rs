@@ -10,7 +10,7 @@
 //!   package, whatever the number of versions.
 
 use super::{Finding, PackageFindings};
-use pkggate_formats::osv::{Advisory, AdvisoryKind, VersionMatcher};
+use pkggate_formats::osv::{Advisory, AdvisoryKind, CompiledMatcher, VersionIndex, VersionMatcher};
 use pkggate_formats::{EcoVersion, Ecosystem};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
@@ -156,8 +156,17 @@ pub struct BundleMeta {
     pub last_modified: Option<String>,
 }
 
+/// Compiled advisories of one package.
+type CompiledRows = Vec<(Arc<Finding>, CompiledMatcher)>;
+
+/// Packages whose compiled advisories are cached (the cache is cleared when full).
+const CACHE_PACKAGES: usize = 8192;
+
 pub struct IntelStore {
     path: PathBuf,
+    /// Bumped after every committed replace; cached entries of older generations are stale.
+    generation: std::sync::atomic::AtomicU64,
+    cache: Mutex<HashMap<(Ecosystem, String), (u64, Arc<CompiledRows>)>>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     states: RwLock<HashMap<Ecosystem, EcoState>>,
@@ -195,6 +204,8 @@ impl IntelStore {
         let store = IntelStore {
             path: path.to_path_buf(),
             writer: Mutex::new(conn),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            cache: Mutex::new(HashMap::new()),
             readers: Mutex::new(Vec::new()),
             states: RwLock::new(HashMap::new()),
         };
@@ -441,6 +452,9 @@ impl IntelStore {
         state.consecutive_failures = 0;
         self.save_state(&tx, &state)?;
         tx.commit().map_err(sql(&self.path))?;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.states
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -519,44 +533,76 @@ impl IntelStore {
         })
     }
 
-    /// Findings for every version of one package (one query, bounds parsed once).
+    /// The package's advisories with their matchers compiled, from the cache when the data
+    /// has not changed since (clean packages are cached too: most lookups touch no SQLite).
+    fn compiled(&self, eco: Ecosystem, name: &str) -> Result<Arc<CompiledRows>, StoreError> {
+        let key = (eco, eco.normalize_name(name).into_owned());
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((g, rows)) = cache.get(&key)
+                && *g == generation
+            {
+                return Ok(rows.clone());
+            }
+        }
+        let rows: CompiledRows = self
+            .package_rows(eco, name)?
+            .into_iter()
+            .map(|(f, m)| (Arc::new(f), m.compile(eco)))
+            .collect();
+        let rows = Arc::new(rows);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_PACKAGES {
+            cache.clear();
+        }
+        cache.insert(key, (generation, rows.clone()));
+        Ok(rows)
+    }
+
+    /// Findings for every version of one package: one query (or a cache hit), the document's
+    /// versions sorted once, a few binary searches per advisory.
     pub fn lookup_package(
         &self,
         eco: Ecosystem,
         name: &str,
         versions: &[&str],
     ) -> Result<PackageFindings, StoreError> {
-        let rows = self.package_rows(eco, name)?;
+        let rows = self.compiled(eco, name)?;
         let mut out = PackageFindings::empty(versions.len());
         if rows.is_empty() {
             return Ok(out);
         }
-        let compiled: Vec<_> = rows.iter().map(|(_, m)| m.compile(eco)).collect();
-        out.covers_all_versions = compiled.iter().any(|c| c.covers_all_versions());
-        for (i, v) in versions.iter().enumerate() {
-            let parsed = EcoVersion::parse(eco, v);
-            for (j, c) in compiled.iter().enumerate() {
-                if c.affects(&parsed) {
-                    out.add(i, rows[j].0.clone());
+        out.covers_all_versions = rows.iter().any(|(_, c)| c.covers_all_versions());
+        let index = VersionIndex::new(eco, versions);
+        for (j, (finding, compiled)) in rows.iter().enumerate() {
+            out.advisories.push(finding.clone());
+            for i in index.affected(compiled) {
+                if let Some(v) = out.per_version.get_mut(i as usize) {
+                    v.push(j as u32);
                 }
             }
         }
         Ok(out)
     }
 
-    /// Findings for one version (the artifact gate), without compiling matchers.
+    /// Findings for one version (the artifact gate).
     pub fn lookup_version(
         &self,
         eco: Ecosystem,
         name: &str,
         version: &str,
     ) -> Result<Vec<Finding>, StoreError> {
-        let rows = self.package_rows(eco, name)?;
+        let rows = self.compiled(eco, name)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let parsed = EcoVersion::parse(eco, version);
+        let key = parsed.is_parsed().then(|| parsed.key());
         Ok(rows
-            .into_iter()
-            .filter(|(_, m)| m.affects(eco, &parsed))
-            .map(|(f, _)| f)
+            .iter()
+            .filter(|(_, c)| c.affects_keyed(&parsed, key.as_deref()))
+            .map(|(f, _)| Finding::clone(f))
             .collect())
     }
 

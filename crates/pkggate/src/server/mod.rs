@@ -4,8 +4,12 @@
 //! Handlers are thin: they read [`AppState`], whose services (intelligence, later policy,
 //! audit and upstreams) are injected so tests can swap them.
 
+use crate::audit::{AuditLog, AuditOptions, AuditSink};
 use crate::config::Config;
+use crate::gate::{Gate, RequestInfo, RequestKind};
 use crate::intel::{self, EcoState, IntelSource, IntelStore, now_unix};
+use crate::policy_state::PolicyHandle;
+use crate::upstream::Upstream;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -19,19 +23,90 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Everything a handler may use.
+/// Everything a handler may use. Services are injected: tests build an `AppState` with fake
+/// upstreams, an in-memory audit sink, a fixed clock or policy.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub intel: Arc<dyn IntelSource>,
+    pub gate: Arc<Gate>,
+    pub upstream: Arc<Upstream>,
+    pub policy: PolicyHandle,
+    pub audit: Arc<dyn AuditSink>,
 }
 
-/// The router with every route pkggate serves.
+/// Per-request context set by the middleware: request id (also sent back as
+/// `x-request-id`), client address, user agent.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub client_ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    pub fn info(&self, kind: RequestKind) -> RequestInfo {
+        RequestInfo {
+            request_id: self.request_id.clone(),
+            client_ip: self.client_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            kind,
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = SEED
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+async fn request_context(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let client_ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
+    let ctx = RequestContext {
+        request_id: new_request_id(),
+        client_ip,
+        user_agent,
+    };
+    let id = ctx.request_id.clone();
+    req.extensions_mut().insert(ctx);
+    let mut resp = next.run(req).await;
+    if let Ok(v) = header::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The router: pkggate's own routes, then each enabled ecosystem adapter's routes; npm owns
+/// the root namespace (`/<name>`), so it is the fallback.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut app: Router<AppState> = Router::new()
         .route("/-/pkggate/health", get(health))
-        .route("/-/pkggate/ready", get(ready))
-        .fallback(not_found)
+        .route("/-/pkggate/ready", get(ready));
+    for adapter in crate::ecosystems::adapters(&state.config) {
+        app = app.merge(adapter.routes());
+    }
+    app.fallback(crate::npm::fallback)
+        .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
 }
 
@@ -49,7 +124,8 @@ async fn health() -> Response {
     json_response(StatusCode::OK, json!({"status": "ok"}))
 }
 
-async fn not_found() -> Response {
+/// 404 with npm's body.
+pub fn not_found() -> Response {
     json_response(StatusCode::NOT_FOUND, json!({"error": "Not found"}))
 }
 
@@ -155,14 +231,67 @@ impl Running {
     }
 }
 
+/// Build the production services for `config` (policy and audit errors stop start-up).
+pub fn build_state(config: Arc<Config>) -> anyhow::Result<(AppState, Option<Arc<IntelStore>>)> {
+    let (intel, store) = build_intel(&config)?;
+    let policy = PolicyHandle::load(&config.policy_file)?;
+    if policy.status().defaults {
+        tracing::warn!(file = %config.policy_file.display(), "policy file not found; using the 0.1.x defaults");
+    }
+    let audit: Arc<dyn AuditSink> = Arc::new(
+        AuditLog::start(AuditOptions {
+            target: config.audit_log.clone(),
+            fsync: config.audit_fsync,
+            max_bytes: config.audit_max_bytes,
+            keep_files: config.audit_keep_files,
+        })
+        .map_err(|e| anyhow::anyhow!("cannot open audit log {}: {e}", config.audit_log))?,
+    );
+    let intel: Arc<dyn IntelSource> = intel;
+    let gate = Arc::new(Gate {
+        intel: intel.clone(),
+        policy: policy.clone(),
+        audit: audit.clone(),
+        clock: Arc::new(now_unix),
+        audit_allowed_each: config.audit_allowed_each,
+    });
+    let upstream = Arc::new(Upstream::new(
+        config.upstream_timeout,
+        config.max_document_bytes,
+        &config.upstream_bases(),
+    ));
+    Ok((
+        AppState {
+            config,
+            intel,
+            gate,
+            upstream,
+            policy,
+            audit,
+        },
+        store,
+    ))
+}
+
 /// Bind and serve in the background. The listener is bound before anything slow happens.
 pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
     let addr = format!("{}:{}", config.host, config.port);
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let (state, store) = build_state(config.clone())?;
+    start_with(listener, state, store).await
+}
+
+/// Serve `state` on `listener`; background jobs (mirror refresh, policy reload, SIGHUP
+/// audit reopen) run until [`Running::stop`].
+pub async fn start_with(
+    listener: TcpListener,
+    state: AppState,
+    store: Option<Arc<IntelStore>>,
+) -> anyhow::Result<Running> {
+    let config = state.config.clone();
     let local = listener.local_addr()?;
-    let (intel, store) = build_intel(&config)?;
     let (tx, rx) = watch::channel(false);
     let mut jobs = Vec::new();
     if let Some(store) = store {
@@ -181,10 +310,16 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
             rx.clone(),
         );
     }
-    let app = router(AppState {
-        config: config.clone(),
-        intel,
-    });
+    if config.policy_hot_reload_enabled {
+        jobs.push(state.policy.spawn_reloader(
+            config.policy_file.clone(),
+            config.policy_hot_reload_interval,
+            rx.clone(),
+        ));
+    }
+    jobs.push(spawn_sighup(state.audit.clone(), rx.clone()));
+    let audit = state.audit.clone();
+    let app = router(state);
     let mut shutdown_rx = rx;
     let handle = tokio::spawn(async move {
         axum::serve(
@@ -200,15 +335,45 @@ pub async fn start(config: Arc<Config>) -> anyhow::Result<Running> {
         })
         .await?;
         for j in jobs {
-            // Refresh jobs watch the same signal; give them a moment to finish a transaction.
+            // Background jobs watch the same signal; give them a moment to finish.
             let _ = tokio::time::timeout(Duration::from_secs(10), j).await;
         }
+        let _ = audit.flush().await;
         Ok(())
     });
     Ok(Running {
         addr: local,
         shutdown: tx,
         handle,
+    })
+}
+
+/// Reopen the audit log on SIGHUP (external rotation).
+fn spawn_sighup(
+    audit: Arc<dyn AuditSink>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reopening the audit log");
+                        audit.reopen();
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (audit, shutdown.changed().await);
+        }
     })
 }
 

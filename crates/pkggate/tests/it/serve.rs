@@ -20,6 +20,9 @@ fn config(db: &std::path::Path, extra: &[(&str, &str)]) -> Arc<Config> {
     set(env::OSV_BUNDLE_NPM, "http://127.0.0.1:1/npm/all.zip");
     set(env::PYPI_ENABLED, "false");
     set(env::CARGO_ENABLED, "false");
+    let dir = db.parent().unwrap();
+    set(env::AUDIT_LOG, dir.join("audit.log").to_str().unwrap());
+    set(env::POLICY_FILE, dir.join("policy.yaml").to_str().unwrap());
     for (k, v) in extra {
         set(k, v);
     }

@@ -1,0 +1,299 @@
+//! Access to upstream registries: one pooled client, connect and idle-read timeouts (never a
+//! total timeout: big bodies stream), retries with backoff for idempotent requests on
+//! connection errors, redirects followed here and only to configured origins, a size limit
+//! on documents, and no client credentials ever forwarded.
+//!
+//! Errors map to the responses clients need: 502 (bad gateway) or 504 (timeout) with a JSON
+//! reason and `Retry-After`; never a cached empty document.
+
+use crate::server::json_response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::Url;
+use serde_json::json;
+use std::time::Duration;
+
+/// What went wrong talking to an upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream {url} timed out: {message}")]
+    Timeout { url: String, message: String },
+    #[error("upstream {url} unreachable: {message}")]
+    Connect { url: String, message: String },
+    #[error("upstream {url} sent a document larger than {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("upstream {url} redirected to {location}, outside the configured upstreams")]
+    Redirect { url: String, location: String },
+    #[error("upstream {url} failed: {message}")]
+    Other { url: String, message: String },
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// 502/504 JSON with `Retry-After` and `no-store`.
+    pub fn response(&self) -> Response {
+        let mut r = json_response(
+            self.status(),
+            json!({"error": format!("upstream_error: {self}")}),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        r
+    }
+}
+
+/// A buffered upstream answer (metadata documents).
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// Decoded body (gzip is undone by the client).
+    pub body: Bytes,
+    /// The final URL after redirects (to resolve relative links against).
+    pub url: Url,
+}
+
+/// Headers a client sends that may reach an upstream. Everything else (Authorization,
+/// cookies, npm-otp, hop-by-hop headers) is dropped.
+pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "user-agent",
+    "npm-command",
+    "if-none-match",
+    "if-modified-since",
+];
+
+pub struct Upstream {
+    client: reqwest::Client,
+    allowed: Vec<url::Origin>,
+    max_document_bytes: u64,
+    retries: u32,
+}
+
+fn chain(e: &reqwest::Error) -> String {
+    crate::intel::source::error_chain(e)
+}
+
+impl Upstream {
+    /// `allowed_bases`: the configured upstream URLs; redirects may go to their origins only.
+    pub fn new(timeout: Duration, max_document_bytes: u64, allowed_bases: &[Url]) -> Upstream {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(32)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("pkggate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Upstream {
+            client,
+            allowed: allowed_bases.iter().map(Url::origin).collect(),
+            max_document_bytes,
+            retries: 2,
+        }
+    }
+
+    fn classify(url: &Url, e: &reqwest::Error) -> UpstreamError {
+        let message = chain(e);
+        if e.is_timeout() {
+            UpstreamError::Timeout {
+                url: url.to_string(),
+                message,
+            }
+        } else if e.is_connect() {
+            UpstreamError::Connect {
+                url: url.to_string(),
+                message,
+            }
+        } else {
+            UpstreamError::Other {
+                url: url.to_string(),
+                message,
+            }
+        }
+    }
+
+    /// Send a GET (or HEAD), retrying connection errors, following redirects within the
+    /// configured origins. `headers` are sent as given (callers pass only safe ones).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        headers: &HeaderMap,
+    ) -> Result<(reqwest::Response, Url), UpstreamError> {
+        let mut current = url.clone();
+        let mut hops = 0;
+        loop {
+            let mut attempt = 0;
+            let resp = loop {
+                let req = self
+                    .client
+                    .request(method.clone(), current.clone())
+                    .headers(headers.clone());
+                match req.send().await {
+                    Ok(r) => break r,
+                    Err(e) if e.is_connect() && attempt < self.retries => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(attempt - 1)))
+                            .await;
+                    }
+                    Err(e) => return Err(Self::classify(&current, &e)),
+                }
+            };
+            let status = resp.status();
+            if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+                return Ok((resp, current));
+            }
+            let location = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let next = current
+                .join(&location)
+                .map_err(|_| UpstreamError::Redirect {
+                    url: url.to_string(),
+                    location: location.clone(),
+                })?;
+            hops += 1;
+            if hops > 5 || !self.allowed.contains(&next.origin()) {
+                return Err(UpstreamError::Redirect {
+                    url: url.to_string(),
+                    location: next.to_string(),
+                });
+            }
+            current = next;
+        }
+    }
+
+    /// GET a metadata document, buffered up to the size limit.
+    pub async fn get_document(
+        &self,
+        url: Url,
+        headers: &HeaderMap,
+    ) -> Result<Document, UpstreamError> {
+        let (resp, final_url) = self
+            .send(reqwest::Method::GET, url.clone(), headers)
+            .await?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        if resp
+            .content_length()
+            .is_some_and(|l| l > self.max_document_bytes)
+        {
+            return Err(UpstreamError::TooLarge {
+                url: url.to_string(),
+                limit: self.max_document_bytes,
+            });
+        }
+        let mut body = Vec::with_capacity(
+            resp.content_length()
+                .unwrap_or(0)
+                .min(self.max_document_bytes) as usize,
+        );
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Self::classify(&url, &e))?;
+            if (body.len() + chunk.len()) as u64 > self.max_document_bytes {
+                return Err(UpstreamError::TooLarge {
+                    url: url.to_string(),
+                    limit: self.max_document_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Document {
+            status,
+            headers: resp_headers,
+            body: Bytes::from(body),
+            url: final_url,
+        })
+    }
+
+    /// POST a small body (npm audit pass-through); no retries (not idempotent).
+    pub async fn post(
+        &self,
+        url: Url,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Document, UpstreamError> {
+        let resp = self
+            .client
+            .post(url.clone())
+            .headers(headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Self::classify(&url, &e))?;
+        let status = resp.status();
+        let resp_headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| Self::classify(&url, &e))?;
+        if body.len() as u64 > self.max_document_bytes {
+            return Err(UpstreamError::TooLarge {
+                url: url.to_string(),
+                limit: self.max_document_bytes,
+            });
+        }
+        Ok(Document {
+            status,
+            headers: resp_headers,
+            body,
+            url,
+        })
+    }
+}
+
+/// Copy the allowed request headers of a client request.
+pub fn forwardable(client: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in FORWARDED_REQUEST_HEADERS {
+        if let Some(v) = client.get(*name) {
+            out.insert(*name, v.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_never_forwarded() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer secret"));
+        h.insert("cookie", HeaderValue::from_static("a=b"));
+        h.insert("npm-otp", HeaderValue::from_static("123456"));
+        h.insert("accept", HeaderValue::from_static("application/json"));
+        let f = forwardable(&h);
+        assert_eq!(f.len(), 1);
+        assert!(f.get("authorization").is_none());
+    }
+
+    #[test]
+    fn errors_map_to_gateway_statuses() {
+        let t = UpstreamError::Timeout {
+            url: "u".into(),
+            message: "m".into(),
+        };
+        assert_eq!(t.status(), StatusCode::GATEWAY_TIMEOUT);
+        let r = UpstreamError::Connect {
+            url: "u".into(),
+            message: "m".into(),
+        }
+        .response();
+        assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(r.headers().get("retry-after").unwrap(), "10");
+        assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    }
+}
