@@ -5,6 +5,7 @@
 //! rewriting. The app crate does the IO and calls into here; tests, property tests and fuzz
 //! targets exercise this crate directly.
 
+pub mod cargo;
 pub mod ecosystem;
 pub mod npm;
 pub mod osv;

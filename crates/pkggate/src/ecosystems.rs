@@ -31,6 +31,9 @@ pub fn adapters(config: &Config) -> Vec<Arc<dyn Adapter>> {
     if config.pypi_enabled {
         out.push(Arc::new(crate::pypi::PypiAdapter));
     }
+    if config.cargo_enabled {
+        out.push(Arc::new(crate::cargo::CargoAdapter));
+    }
     out
 }
 

@@ -1,6 +1,8 @@
 //! pkggate: a self-hosted package firewall. See ARCHITECTURE.md for the map.
 
+pub mod artifact;
 pub mod audit;
+pub mod cargo;
 pub mod cli;
 pub mod config;
 pub mod ecosystems;
