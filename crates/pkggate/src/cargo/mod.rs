@@ -10,8 +10,9 @@
 //!   contacted (403 when blocked); allowed crates stream with their sha256 checked against
 //!   the index `cksum`.
 //!
-//! The facts of each crate's versions (cksum, pubtime) are cached from the last index fetch,
-//! so a `cargo fetch --locked` that skips the index is still decided with `pubtime`.
+//! The last index file of each crate is cached with its facts (cksum, pubtime) and the
+//! upstream's ETag: later fetches revalidate (a 304 reuses the bytes), and a
+//! `cargo fetch --locked` that skips the index is still decided with `pubtime`.
 
 use crate::artifact::{Expected, StreamFailure, verified};
 use crate::audit::AuditEvent;
@@ -38,26 +39,54 @@ pub struct CargoAdapter;
 /// Versions of one crate: version → (cksum, pubtime in seconds).
 type CrateFacts = HashMap<String, (Option<String>, Option<i64>)>;
 
-/// Crates whose facts are cached (cleared when full).
-const FACT_CACHE_CRATES: usize = 10_000;
-
-fn fact_cache() -> &'static Mutex<HashMap<String, Arc<CrateFacts>>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<CrateFacts>>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// The last upstream index file of a crate: its validator, bytes and facts.
+struct CachedIndex {
+    etag: Option<String>,
+    body: bytes::Bytes,
+    facts: Arc<CrateFacts>,
 }
 
-fn remember(name: &str, facts: CrateFacts) -> Arc<CrateFacts> {
-    let facts = Arc::new(facts);
-    let mut c = fact_cache().lock().unwrap_or_else(|p| p.into_inner());
-    if c.len() >= FACT_CACHE_CRATES {
-        c.clear();
+/// Bounds of the index cache (cleared when either is exceeded).
+const CACHE_CRATES: usize = 10_000;
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Keyed by (upstream index base, crate): one process may serve several upstreams (tests).
+type IndexCache = HashMap<(String, String), Arc<CachedIndex>>;
+
+fn index_cache() -> &'static Mutex<(IndexCache, usize)> {
+    static CACHE: OnceLock<Mutex<(IndexCache, usize)>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new((HashMap::new(), 0)))
+}
+
+fn cache_key(state: &AppState, name: &str) -> (String, String) {
+    (
+        state.config.upstream_cargo_index.to_string(),
+        name.to_ascii_lowercase(),
+    )
+}
+
+fn remember(state: &AppState, name: &str, entry: CachedIndex) -> Arc<CachedIndex> {
+    let entry = Arc::new(entry);
+    let mut guard = index_cache().lock().unwrap_or_else(|p| p.into_inner());
+    let (map, bytes) = &mut *guard;
+    if map.len() >= CACHE_CRATES || *bytes + entry.body.len() > CACHE_BYTES {
+        map.clear();
+        *bytes = 0;
     }
-    c.insert(name.to_ascii_lowercase(), facts.clone());
-    facts
+    *bytes += entry.body.len();
+    if let Some(old) = map.insert(cache_key(state, name), entry.clone()) {
+        *bytes = bytes.saturating_sub(old.body.len());
+    }
+    entry
 }
 
-fn cached(name: &str) -> Option<Arc<CrateFacts>> {
-    fact_cache().lock().unwrap_or_else(|p| p.into_inner()).get(&name.to_ascii_lowercase()).cloned()
+fn cached(state: &AppState, name: &str) -> Option<Arc<CachedIndex>> {
+    index_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+        .get(&cache_key(state, name))
+        .cloned()
 }
 
 impl Adapter for CargoAdapter {
@@ -68,17 +97,28 @@ impl Adapter for CargoAdapter {
     fn routes(&self) -> Router<AppState> {
         Router::new()
             .route("/cargo/config.json", get(config_json))
-            .route("/cargo/api/v1/crates/{krate}/{version}/download", get(download))
+            .route(
+                "/cargo/api/v1/crates/{krate}/{version}/download",
+                get(download),
+            )
             .route("/cargo/{*path}", get(index))
     }
 
-    fn version_facts<'a>(&'a self, state: &'a AppState, name: &'a str, version: &'a str) -> BoxFuture<'a, Result<VersionInput, Response>> {
+    fn version_facts<'a>(
+        &'a self,
+        state: &'a AppState,
+        name: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<VersionInput, Response>> {
         Box::pin(async move {
-            let facts = match cached(name) {
-                Some(f) => f,
-                None => load_index(state, name).await?.1,
+            let entry = match cached(state, name) {
+                Some(e) => e,
+                None => load_index(state, name).await?,
             };
-            Ok(version_input(version, facts.get(version).and_then(|f| f.1)))
+            Ok(version_input(
+                version,
+                entry.facts.get(version).and_then(|f| f.1),
+            ))
         })
     }
 }
@@ -97,67 +137,151 @@ async fn config_json(State(state): State<AppState>) -> Response {
     let base = state.config.public_base(Ecosystem::CratesIo);
     let body = json!({"dl": format!("{base}/cargo/api/v1/crates")});
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     r
 }
 
-/// The upstream index file of `name`: (body, parsed facts), or the response to send.
-async fn load_index(state: &AppState, name: &str) -> Result<(bytes::Bytes, Arc<CrateFacts>), Response> {
+/// The upstream index file of `name` (revalidated with the upstream's ETag when cached), or
+/// the response to send.
+async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Response> {
     let path = index_path(name);
-    let url = state
-        .config
-        .upstream_cargo_index
-        .join(&path)
-        .map_err(|_| json_response(StatusCode::BAD_REQUEST, json!({"error": "bad crate name"})))?;
-    let doc = state.upstream.get_document(url, &HeaderMap::new()).await.map_err(|e| e.response())?;
+    let url =
+        state.config.upstream_cargo_index.join(&path).map_err(|_| {
+            json_response(StatusCode::BAD_REQUEST, json!({"error": "bad crate name"}))
+        })?;
+    let previous = cached(state, name);
+    let mut headers = HeaderMap::new();
+    if let Some(etag) = previous.as_ref().and_then(|p| p.etag.as_deref())
+        && let Ok(v) = HeaderValue::from_str(etag)
+    {
+        headers.insert(header::IF_NONE_MATCH, v);
+    }
+    let doc = state
+        .upstream
+        .get_document(url, &headers)
+        .await
+        .map_err(|e| e.response())?;
     match doc.status {
         StatusCode::OK => {}
-        StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS => return Err(not_found()),
-        s => {
-            return Err(json_response(
-                StatusCode::BAD_GATEWAY,
-                json!({"error": format!("upstream_error: the cargo index answered {} for {path}", s.as_u16())}),
-            ));
+        StatusCode::NOT_MODIFIED => {
+            if let Some(p) = previous {
+                return Ok(p);
+            }
         }
+        StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS => {
+            return Err(not_found());
+        }
+        _ => {}
+    }
+    if doc.status != StatusCode::OK {
+        return Err(json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({"error": format!("upstream_error: the cargo index answered {} for {path}", doc.status.as_u16())}),
+        ));
     }
     let parsed = parse_index(&doc.body);
-    let facts: CrateFacts = parsed.lines.iter().map(|l| (l.vers.clone(), (l.cksum.clone(), l.published_unix()))).collect();
-    Ok((doc.body, remember(name, facts)))
+    let facts: CrateFacts = parsed
+        .lines
+        .iter()
+        .map(|l| (l.vers.clone(), (l.cksum.clone(), l.published_unix())))
+        .collect();
+    let etag = doc
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(remember(
+        state,
+        name,
+        CachedIndex {
+            etag,
+            body: doc.body,
+            facts: Arc::new(facts),
+        },
+    ))
 }
 
-async fn index(State(state): State<AppState>, Extension(ctx): Extension<RequestContext>, method: Method, Path(path): Path<String>, headers: HeaderMap) -> Response {
+async fn index(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    method: Method,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Ok(name) = parse_index_path(&path) else {
         return not_found();
     };
-    let (body, _) = match load_index(&state, &name).await {
+    let entry = match load_index(&state, &name).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let parsed = parse_index(&body);
-    let display = parsed.lines.first().map(|l| l.name.clone()).unwrap_or_else(|| name.clone());
-    let inputs: Vec<VersionInput> = parsed.lines.iter().map(|l| version_input(&l.vers, l.published_unix())).collect();
-    let verdict = match state.gate.decide_package(Ecosystem::CratesIo, &display, &inputs, &ctx.info(RequestKind::Index)).await {
+    let body = &entry.body;
+    let parsed = parse_index(body);
+    let display = parsed
+        .lines
+        .first()
+        .map(|l| l.name.clone())
+        .unwrap_or_else(|| name.clone());
+    let inputs: Vec<VersionInput> = parsed
+        .lines
+        .iter()
+        .map(|l| version_input(&l.vers, l.published_unix()))
+        .collect();
+    let verdict = match state
+        .gate
+        .decide_package(
+            Ecosystem::CratesIo,
+            &display,
+            &inputs,
+            &ctx.info(RequestKind::Index),
+        )
+        .await
+    {
         Ok(v) => v,
         Err(e) => return e.response(),
     };
     if !parsed.lines.is_empty() && verdict.removed.len() == parsed.lines.len() {
         // cargo treats 403 as fatal; 404 reads "no matching package" (PROTOCOLS §3.4).
-        let reason = verdict.decisions.first().map(|d| format!("{} {}", d.rule, d.source.as_deref().unwrap_or(&d.reason)));
-        let mut r = json_response(StatusCode::NOT_FOUND, json!({"errors": [{"detail": format!("blocked_by_pkggate: {}", reason.unwrap_or_default())}]}));
-        r.headers_mut().insert("x-pkggate-blocked-versions", HeaderValue::from(verdict.removed.len()));
+        let reason = verdict
+            .decisions
+            .first()
+            .map(|d| format!("{} {}", d.rule, d.source.as_deref().unwrap_or(&d.reason)));
+        let mut r = json_response(
+            StatusCode::NOT_FOUND,
+            json!({"errors": [{"detail": format!("blocked_by_pkggate: {}", reason.unwrap_or_default())}]}),
+        );
+        r.headers_mut().insert(
+            "x-pkggate-blocked-versions",
+            HeaderValue::from(verdict.removed.len()),
+        );
         return r;
     }
-    let out = parsed.render(&body, &verdict.removed);
-    let etag = format!("\"{}\"", &hex::encode(Sha256::new().chain_update(&body).chain_update(verdict.revisions().as_bytes()).finalize())[..32]);
+    let out = parsed.render(body, &verdict.removed);
+    let etag = format!(
+        "\"{}\"",
+        &hex::encode(
+            Sha256::new()
+                .chain_update(body)
+                .chain_update(verdict.revisions().as_bytes())
+                .finalize()
+        )[..32]
+    );
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     let mut resp = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else if method == Method::HEAD {
         let mut r = StatusCode::OK.into_response();
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
         r
     } else {
         (StatusCode::OK, out).into_response()
@@ -171,23 +295,37 @@ async fn index(State(state): State<AppState>, Extension(ctx): Extension<RequestC
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    h.insert("x-pkggate-blocked-versions", HeaderValue::from(verdict.removed.len()));
+    h.insert(
+        "x-pkggate-blocked-versions",
+        HeaderValue::from(verdict.removed.len()),
+    );
     resp
 }
 
 fn valid_version(v: &str) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+    !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
 }
 
-async fn download(State(state): State<AppState>, Extension(ctx): Extension<RequestContext>, method: Method, Path((krate, version)): Path<(String, String)>) -> Response {
+async fn download(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    method: Method,
+    Path((krate, version)): Path<(String, String)>,
+) -> Response {
     if !valid_name(&krate) || !valid_version(&version) {
-        return json_response(StatusCode::BAD_REQUEST, json!({"error": format!("invalid crate or version: {krate:?} {version:?}")}));
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("invalid crate or version: {krate:?} {version:?}")}),
+        );
     }
     // Facts (cksum, pubtime) from the cache, else from the index once.
-    let facts = match cached(&krate).filter(|f| f.contains_key(&version)) {
-        Some(f) => f,
+    let facts = match cached(&state, &krate).filter(|e| e.facts.contains_key(&version)) {
+        Some(e) => e.facts.clone(),
         None => match load_index(&state, &krate).await {
-            Ok((_, f)) => f,
+            Ok(e) => e.facts.clone(),
             Err(r) => return r,
         },
     };
@@ -195,18 +333,45 @@ async fn download(State(state): State<AppState>, Extension(ctx): Extension<Reque
         return not_found();
     };
     let info = ctx.info(RequestKind::Crate);
-    let (decision, verdict) = match state.gate.decide_one(Ecosystem::CratesIo, &krate, &version_input(&version, published), &info).await {
+    let (decision, verdict) = match state
+        .gate
+        .decide_one(
+            Ecosystem::CratesIo,
+            &krate,
+            &version_input(&version, published),
+            &info,
+        )
+        .await
+    {
         Ok(x) => x,
         Err(e) => return e.response(),
     };
     if decision.is_blocked() {
-        return blocked_response(Ecosystem::CratesIo, &krate, Some(&version), &decision, &ctx.request_id);
+        return blocked_response(
+            Ecosystem::CratesIo,
+            &krate,
+            Some(&version),
+            &decision,
+            &ctx.request_id,
+        );
     }
-    let url = download_url(state.config.upstream_cargo_dl.as_str(), &krate, &version, cksum.as_deref());
+    let url = download_url(
+        state.config.upstream_cargo_dl.as_str(),
+        &krate,
+        &version,
+        cksum.as_deref(),
+    );
     let Ok(url) = reqwest::Url::parse(&url) else {
-        return json_response(StatusCode::BAD_GATEWAY, json!({"error": "upstream_error: bad download URL"}));
+        return json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({"error": "upstream_error: bad download URL"}),
+        );
     };
-    let m = if method == Method::HEAD { reqwest::Method::HEAD } else { reqwest::Method::GET };
+    let m = if method == Method::HEAD {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
+    };
     let (resp, _) = match state.upstream.send(m, url, &HeaderMap::new()).await {
         Ok(x) => x,
         Err(e) => return e.response(),
@@ -214,7 +379,12 @@ async fn download(State(state): State<AppState>, Extension(ctx): Extension<Reque
     match resp.status() {
         s if s.is_success() => {}
         StatusCode::NOT_FOUND => return not_found(),
-        s => return json_response(StatusCode::BAD_GATEWAY, json!({"error": format!("upstream_error: crate download answered {}", s.as_u16())})),
+        s => {
+            return json_response(
+                StatusCode::BAD_GATEWAY,
+                json!({"error": format!("upstream_error: crate download answered {}", s.as_u16())}),
+            );
+        }
     }
     let len = resp.content_length();
     let mut out = if method == Method::HEAD {
@@ -222,13 +392,20 @@ async fn download(State(state): State<AppState>, Extension(ctx): Extension<Reque
     } else {
         let audit = state.audit.clone();
         let (name, ver) = (krate.clone(), version.clone());
-        let revisions = (verdict.policy_revision.clone(), verdict.intel_revision.clone());
+        let revisions = (
+            verdict.policy_revision.clone(),
+            verdict.intel_revision.clone(),
+        );
         let on_failure = move |f: StreamFailure| {
             let reason = match f {
-                StreamFailure::Mismatch { expected, actual } => format!("sha256 mismatch: index cksum {expected}, received {actual}"),
+                StreamFailure::Mismatch { expected, actual } => {
+                    format!("sha256 mismatch: index cksum {expected}, received {actual}")
+                }
                 StreamFailure::Upstream(e) => format!("upstream failed mid-transfer: {e}"),
             };
-            tracing::warn!("BLOCK  [crates.io] {name}@{ver} rule=integrity_mismatch reason={reason} source=");
+            tracing::warn!(
+                "BLOCK  [crates.io] {name}@{ver} rule=integrity_mismatch reason={reason} source="
+            );
             let event = AuditEvent {
                 ts: rfc3339(crate::intel::now_unix()),
                 action: "block".into(),
@@ -251,13 +428,23 @@ async fn download(State(state): State<AppState>, Extension(ctx): Extension<Reque
             });
         };
         let expected = cksum.map(Expected::Sha256).unwrap_or(Expected::None);
-        (StatusCode::OK, verified(resp.bytes_stream(), expected, on_failure)).into_response()
+        (
+            StatusCode::OK,
+            verified(resp.bytes_stream(), expected, on_failure),
+        )
+            .into_response()
     };
     let h = out.headers_mut();
     if let Some(len) = len {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     out
 }

@@ -29,8 +29,16 @@ pub fn make_crate(name: &str, version: &str) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let files = [
-        ("Cargo.toml", format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\npath = \"src/lib.rs\"\n")),
-        ("src/lib.rs", format!("pub const VERSION: &str = \"{version}\";\n")),
+        (
+            "Cargo.toml",
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[lib]\npath = \"src/lib.rs\"\n"
+            ),
+        ),
+        (
+            "src/lib.rs",
+            format!("pub const VERSION: &str = \"{version}\";\n"),
+        ),
     ];
     for (path, body) in files {
         let mut h = tar::Header::new_gnu();
@@ -38,7 +46,8 @@ pub fn make_crate(name: &str, version: &str) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_mtime(1);
         h.set_cksum();
-        tar.append_data(&mut h, format!("{name}-{version}/{path}"), body.as_bytes()).unwrap();
+        tar.append_data(&mut h, format!("{name}-{version}/{path}"), body.as_bytes())
+            .unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
 }
@@ -51,6 +60,7 @@ pub struct FakeCargo {
     pub crates: Arc<Mutex<HashMap<(String, String), Vec<u8>>>>,
     pub index_requests: Arc<AtomicU64>,
     pub downloads: Arc<AtomicU64>,
+    pub not_modified: Arc<AtomicU64>,
 }
 
 impl FakeCargo {
@@ -65,24 +75,55 @@ impl FakeCargo {
         let e = idx.entry(name.to_string()).or_default();
         e.push_str(&line);
         e.push('\n');
-        self.crates.lock().unwrap().insert((name.into(), version.into()), bytes);
+        self.crates
+            .lock()
+            .unwrap()
+            .insert((name.into(), version.into()), bytes);
         cksum
     }
 
     pub async fn start(&self) -> std::net::SocketAddr {
-        async fn index(State(f): State<FakeCargo>, Path(path): Path<String>) -> Response {
+        async fn index(
+            State(f): State<FakeCargo>,
+            Path(path): Path<String>,
+            headers: axum::http::HeaderMap,
+        ) -> Response {
             f.index_requests.fetch_add(1, Ordering::SeqCst);
             let name = path.rsplit('/').next().unwrap_or("").to_string();
-            match f.index.lock().unwrap().get(&name) {
-                Some(body) => Response::new(Body::from(body.clone())),
-                None => Response::builder().status(StatusCode::NOT_FOUND).body(Body::empty()).unwrap(),
+            let Some(body) = f.index.lock().unwrap().get(&name).cloned() else {
+                return Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Body::empty())
+                    .unwrap();
+            };
+            let etag = format!(
+                "\"{}\"",
+                &hex::encode(sha2::Sha256::digest(body.as_bytes()))[..16]
+            );
+            if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+                f.not_modified.fetch_add(1, Ordering::SeqCst);
+                return Response::builder()
+                    .status(StatusCode::NOT_MODIFIED)
+                    .header("etag", etag)
+                    .body(Body::empty())
+                    .unwrap();
             }
+            Response::builder()
+                .header("etag", etag)
+                .body(Body::from(body))
+                .unwrap()
         }
-        async fn dl(State(f): State<FakeCargo>, Path((name, version)): Path<(String, String)>) -> Response {
+        async fn dl(
+            State(f): State<FakeCargo>,
+            Path((name, version)): Path<(String, String)>,
+        ) -> Response {
             f.downloads.fetch_add(1, Ordering::SeqCst);
             match f.crates.lock().unwrap().get(&(name, version)) {
                 Some(b) => Response::new(Body::from(b.clone())),
-                None => Response::builder().status(StatusCode::NOT_FOUND).body(Body::empty()).unwrap(),
+                None => Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(Body::empty())
+                    .unwrap(),
             }
         }
         let app = Router::new()
@@ -122,7 +163,13 @@ pub async fn cargo_env(policy_yaml: &str, malicious: &[(&str, &str)]) -> CargoEn
         .enumerate()
         .map(|(i, (n, v))| mal_record(&format!("MAL-C-{i}"), "crates.io", n, &[v], ""))
         .collect();
-    records.push(mal_record("MAL-C-FILL", "crates.io", "unrelated", &["1.0.0"], ""));
+    records.push(mal_record(
+        "MAL-C-FILL",
+        "crates.io",
+        "unrelated",
+        &["1.0.0"],
+        "",
+    ));
     let zip = make_zip(&records);
     let zp = mirror.dir.path().join("c.zip");
     std::fs::write(&zp, zip).unwrap();
@@ -143,7 +190,10 @@ pub async fn cargo_env(policy_yaml: &str, malicious: &[(&str, &str)]) -> CargoEn
     }
     let config = Arc::new(Config::load(&raw).unwrap());
     let audit = MemoryAudit::default();
-    let intel: Arc<dyn IntelSource> = Arc::new(Intel { store: Some(mirror.store.clone()), live: None });
+    let intel: Arc<dyn IntelSource> = Arc::new(Intel {
+        store: Some(mirror.store.clone()),
+        live: None,
+    });
     let gate = Arc::new(Gate {
         intel: intel.clone(),
         policy: policy.clone(),
@@ -151,10 +201,28 @@ pub async fn cargo_env(policy_yaml: &str, malicious: &[(&str, &str)]) -> CargoEn
         clock: Arc::new(now_unix),
         audit_allowed_each: false,
     });
-    let upstream = Arc::new(Upstream::new(config.upstream_timeout, config.max_document_bytes, &config.upstream_bases()));
-    let state = AppState { config, intel, gate, upstream, policy: policy.clone(), audit: Arc::new(audit.clone()) };
+    let upstream = Arc::new(Upstream::new(
+        config.upstream_timeout,
+        config.max_document_bytes,
+        &config.upstream_bases(),
+    ));
+    let state = AppState {
+        config,
+        intel,
+        gate,
+        upstream,
+        policy: policy.clone(),
+        audit: Arc::new(audit.clone()),
+    };
     let running = start_with(listener, state, None).await.unwrap();
-    CargoEnv { fake, running, audit, policy, policy_file, _mirror: mirror }
+    CargoEnv {
+        fake,
+        running,
+        audit,
+        policy,
+        policy_file,
+        _mirror: mirror,
+    }
 }
 
 const OLD: &str = "2020-01-01T00:00:00Z";
@@ -167,43 +235,115 @@ async fn index_gate_filters_lines_and_validates() {
     e.fake.publish("democrate", "0.3.0", OLD, true);
     let upstream_body = e.fake.index.lock().unwrap()["democrate"].clone();
     let client = reqwest::Client::new();
-    let r = client.get(format!("{}/cargo/de/mo/democrate", e.base())).header("upgrade", "h2c").header("connection", "Upgrade, HTTP2-Settings").send().await.unwrap();
+    let r = client
+        .get(format!("{}/cargo/de/mo/democrate", e.base()))
+        .header("upgrade", "h2c")
+        .header("connection", "Upgrade, HTTP2-Settings")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-pkggate-blocked-versions"], "1");
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let body = r.text().await.unwrap();
-    let want: String = upstream_body.lines().filter(|l| !l.contains("\"0.2.0\"")).map(|l| format!("{l}\n")).collect();
-    assert_eq!(body, want, "kept lines must be byte-identical, the blocked one gone");
-    assert!(body.contains("\"yanked\":true"), "yanked lines pass through");
+    let want: String = upstream_body
+        .lines()
+        .filter(|l| !l.contains("\"0.2.0\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        body, want,
+        "kept lines must be byte-identical, the blocked one gone"
+    );
+    assert!(
+        body.contains("\"yanked\":true"),
+        "yanked lines pass through"
+    );
 
     // If-None-Match → 304; a policy change changes the ETag.
-    let r = client.get(format!("{}/cargo/de/mo/democrate", e.base())).header("if-none-match", &etag).send().await.unwrap();
+    let r = client
+        .get(format!("{}/cargo/de/mo/democrate", e.base()))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 304);
-    std::fs::write(&e.policy_file, "block_malicious: true\ndenylist: ['democrate@0.1.0']\n").unwrap();
+    std::fs::write(
+        &e.policy_file,
+        "block_malicious: true\ndenylist: ['democrate@0.1.0']\n",
+    )
+    .unwrap();
     assert!(e.policy.reload(&e.policy_file));
-    let r = client.get(format!("{}/cargo/de/mo/democrate", e.base())).header("if-none-match", &etag).send().await.unwrap();
+    let r = client
+        .get(format!("{}/cargo/de/mo/democrate", e.base()))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_ne!(r.headers()["etag"].to_str().unwrap(), etag);
     assert_eq!(r.headers()["x-pkggate-blocked-versions"], "2");
 
     // config.json points cargo's downloads at pkggate.
-    let cfg: serde_json::Value = client.get(format!("{}/cargo/config.json", e.base())).send().await.unwrap().json().await.unwrap();
+    let cfg: serde_json::Value = client
+        .get(format!("{}/cargo/config.json", e.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cfg["dl"], format!("{}/cargo/api/v1/crates", e.base()));
     assert!(cfg.get("api").is_none());
 
     // Unknown crate, upper-case and hostile paths: 404, never a panic.
-    for p in ["/cargo/un/kn/unknown", "/cargo/de/mo/Democrate", "/cargo/de/mo/../../x", "/cargo/de/mo/demo%2fcrate", "/cargo/3/d/democrate"] {
+    for p in [
+        "/cargo/un/kn/unknown",
+        "/cargo/de/mo/Democrate",
+        "/cargo/de/mo/../../x",
+        "/cargo/de/mo/demo%2fcrate",
+        "/cargo/3/d/democrate",
+    ] {
         let r = client.get(format!("{}{p}", e.base())).send().await.unwrap();
-        assert!(matches!(r.status().as_u16(), 400 | 404), "{p}: {}", r.status());
+        assert!(
+            matches!(r.status().as_u16(), 400 | 404),
+            "{p}: {}",
+            r.status()
+        );
     }
 }
 
 #[tokio::test]
+async fn upstream_index_is_revalidated_not_refetched() {
+    let e = cargo_env("block_malicious: true\n", &[]).await;
+    e.fake.publish("revalcrate", "1.0.0", OLD, false);
+    let url = format!("{}/cargo/re/va/revalcrate", e.base());
+    let first = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let second = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        e.fake.not_modified.load(Ordering::SeqCst),
+        1,
+        "the second fetch must be a conditional 304"
+    );
+    // A new upstream version shows up at once (the validator changed).
+    e.fake.publish("revalcrate", "1.1.0", OLD, false);
+    let third = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(third.contains("\"1.1.0\""), "{third}");
+}
+
+#[tokio::test]
 async fn every_version_blocked_is_404_not_403() {
-    let e = cargo_env("block_malicious: true\n", &[("evilcrate", "1.0.0"), ("evilcrate", "1.1.0")]).await;
+    let e = cargo_env(
+        "block_malicious: true\n",
+        &[("evilcrate", "1.0.0"), ("evilcrate", "1.1.0")],
+    )
+    .await;
     e.fake.publish("evilcrate", "1.0.0", OLD, false);
     e.fake.publish("evilcrate", "1.1.0", OLD, false);
-    let r = reqwest::get(format!("{}/cargo/ev/il/evilcrate", e.base())).await.unwrap();
+    let r = reqwest::get(format!("{}/cargo/ev/il/evilcrate", e.base()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("blocked_by_pkggate"));
 }
@@ -221,13 +361,22 @@ async fn download_gate_decides_before_upstream_and_verifies() {
 
     // A lockfile install asks for the crate directly: decided with the index facts, 403,
     // and the download host is never contacted.
-    for (v, rule) in [("0.2.0", "block_malicious"), ("0.3.0", "min_package_age_days")] {
+    for (v, rule) in [
+        ("0.2.0", "block_malicious"),
+        ("0.3.0", "min_package_age_days"),
+    ] {
         let r = client.get(url(v)).send().await.unwrap();
         assert_eq!(r.status(), 403, "{v}");
         assert_eq!(r.headers()["cache-control"], "no-store");
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["rule"], rule, "{body}");
-        assert!(body["error"].as_str().unwrap().starts_with("blocked_by_pkggate: "), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("blocked_by_pkggate: "),
+            "{body}"
+        );
     }
     assert_eq!(e.fake.downloads.load(Ordering::SeqCst), 0);
 
@@ -237,24 +386,55 @@ async fn download_gate_decides_before_upstream_and_verifies() {
     let got = r.bytes().await.unwrap();
     assert_eq!(got.to_vec(), make_crate("democrate", "0.1.0"));
     let events = e.audit.take();
-    assert!(events.iter().any(|ev| ev.action == "allow" && ev.version == "0.1.0" && ev.request_kind == "crate"), "{events:?}");
-    assert!(events.iter().any(|ev| ev.action == "block" && ev.version == "0.2.0" && ev.source.as_deref() == Some("MAL-C-0")));
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.action == "allow" && ev.version == "0.1.0" && ev.request_kind == "crate"),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|ev| ev.action == "block"
+        && ev.version == "0.2.0"
+        && ev.source.as_deref() == Some("MAL-C-0")));
 
     // Tampered: the transfer is cut and audited.
-    e.fake.crates.lock().unwrap().insert(("democrate".into(), "0.1.0".into()), make_crate("democrate", "6.6.6"));
+    e.fake.crates.lock().unwrap().insert(
+        ("democrate".into(), "0.1.0".into()),
+        make_crate("democrate", "6.6.6"),
+    );
     let complete = match client.get(url("0.1.0")).send().await {
         Ok(r) => r.bytes().await.is_ok(),
         Err(_) => false,
     };
     assert!(!complete, "a tampered crate must not arrive complete");
     let audit = e.audit.clone();
-    eventually("the integrity audit line", std::time::Duration::from_secs(10), async || {
-        audit.events.lock().unwrap().iter().any(|ev| ev.rule == "integrity_mismatch").then_some(())
-    })
+    eventually(
+        "the integrity audit line",
+        std::time::Duration::from_secs(10),
+        async || {
+            audit
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|ev| ev.rule == "integrity_mismatch")
+                .then_some(())
+        },
+    )
     .await;
     // Unknown versions are 404 (nothing to verify against).
     assert_eq!(client.get(url("9.9.9")).send().await.unwrap().status(), 404);
-    assert_eq!(client.get(format!("{}/cargo/api/v1/crates/de%2Fmo/1.0.0/download", e.base())).send().await.unwrap().status(), 400);
+    assert_eq!(
+        client
+            .get(format!(
+                "{}/cargo/api/v1/crates/de%2Fmo/1.0.0/download",
+                e.base()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
 }
 
 fn cargo_bin() -> String {
@@ -287,7 +467,14 @@ fn run_cargo(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn locked_version(dir: &std::path::Path) -> Option<String> {
@@ -295,7 +482,11 @@ fn locked_version(dir: &std::path::Path) -> Option<String> {
     let mut lines = lock.lines();
     while let Some(l) = lines.next() {
         if l == "name = \"democrate\"" {
-            return lines.next().map(|v| v.trim_start_matches("version = ").trim_matches('"').to_string());
+            return lines.next().map(|v| {
+                v.trim_start_matches("version = ")
+                    .trim_matches('"')
+                    .to_string()
+            });
         }
     }
     None
@@ -308,7 +499,8 @@ async fn real_cargo_end_to_end() {
     e.fake.publish("democrate", "0.1.0", OLD, false);
     let c011 = e.fake.publish("democrate", "0.1.1", OLD, false);
     let c012 = e.fake.publish("democrate", "0.1.2", OLD, false);
-    e.fake.publish("democrate", "0.1.3", &crate::timefmt_now_minus(600), false);
+    e.fake
+        .publish("democrate", "0.1.3", &crate::timefmt_now_minus(600), false);
     let base = e.base();
 
     // The malicious newest (0.1.2) and the too-young 0.1.3 are skipped: 0.1.1 is locked.
@@ -355,7 +547,10 @@ async fn real_cargo_end_to_end() {
     })
     .await
     .unwrap();
-    assert!(!ok, "a lockfile pinned to a blocked version must fail: {out}");
+    assert!(
+        !ok,
+        "a lockfile pinned to a blocked version must fail: {out}"
+    );
     assert!(out.contains("0.1.2"), "{out}");
 
     // A tampered .crate fails the fetch.
@@ -367,7 +562,10 @@ async fn real_cargo_end_to_end() {
         ),
     )
     .unwrap();
-    e.fake.crates.lock().unwrap().insert(("democrate".into(), "0.1.1".into()), make_crate("democrate", "9.9.9"));
+    e.fake.crates.lock().unwrap().insert(
+        ("democrate".into(), "0.1.1".into()),
+        make_crate("democrate", "9.9.9"),
+    );
     let (ok, out) = tokio::task::spawn_blocking({
         let d = p4.path().to_path_buf();
         move || run_cargo(&d, &["fetch", "--locked"])
