@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::BoxFuture;
 use pkggate_formats::Ecosystem;
-use pkggate_formats::cargo::{download_url, index_path, parse_index, parse_index_path, valid_name};
+use pkggate_formats::cargo::{IndexFile, download_url, index_path, parse_index, parse_index_path, valid_name};
 use pkggate_policy::Fact;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -39,11 +39,22 @@ pub struct CargoAdapter;
 /// Versions of one crate: version → (cksum, pubtime in seconds).
 type CrateFacts = HashMap<String, (Option<String>, Option<i64>)>;
 
-/// The last upstream index file of a crate: its validator, bytes and facts.
+/// The last upstream index file of a crate: its validator, bytes, parsed lines and facts,
+/// and the last filtered rendering (reused while the decisions are the same).
 struct CachedIndex {
     etag: Option<String>,
     body: bytes::Bytes,
+    parsed: IndexFile,
+    /// A content id of `body` (part of the ETag pkggate sends; see [`content_id`]).
+    hash: String,
     facts: Arc<CrateFacts>,
+    rendered: Mutex<Option<Rendered>>,
+}
+
+struct Rendered {
+    removed: std::collections::HashSet<String>,
+    revisions: String,
+    bytes: bytes::Bytes,
 }
 
 /// Bounds of the index cache (cleared when either is exceeded).
@@ -198,10 +209,35 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
         name,
         CachedIndex {
             etag,
+            hash: content_id(&doc.body),
             body: doc.body,
+            parsed,
             facts: Arc::new(facts),
+            rendered: Mutex::new(None),
         },
     ))
+}
+
+/// A fast content id for validators: two 64-bit multiply-rotate lanes over 8-byte words
+/// plus the length. Validators need change detection, not collision resistance against an
+/// attacker (the upstream is trusted to serve its own index), and hashing 1 MB with SHA-256
+/// or SipHash cost as much as the transfer.
+fn content_id(body: &[u8]) -> String {
+    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    let (mut a, mut b) = (K2, K1);
+    let mut chunks = body.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        a = (a ^ w).wrapping_mul(K1).rotate_left(31);
+        b = (b.rotate_left(27) ^ w).wrapping_mul(K2);
+    }
+    for &x in chunks.remainder() {
+        a = (a ^ u64::from(x)).wrapping_mul(K1).rotate_left(31);
+    }
+    format!("{a:016x}{b:016x}{:x}", body.len())
 }
 
 async fn index(
@@ -219,7 +255,7 @@ async fn index(
         Err(r) => return r,
     };
     let body = &entry.body;
-    let parsed = parse_index(body);
+    let parsed = &entry.parsed;
     let display = parsed
         .lines
         .first()
@@ -259,16 +295,27 @@ async fn index(
         );
         return r;
     }
-    let out = parsed.render(body, &verdict.removed);
-    let etag = format!(
-        "\"{}\"",
-        &hex::encode(
-            Sha256::new()
-                .chain_update(body)
-                .chain_update(verdict.revisions().as_bytes())
-                .finalize()
-        )[..32]
-    );
+    let revisions = verdict.revisions();
+    let out = {
+        let mut slot = entry.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(r) if r.revisions == revisions && r.removed == verdict.removed => r.bytes.clone(),
+            _ => {
+                let bytes = bytes::Bytes::from(parsed.render(body, &verdict.removed));
+                *slot = Some(Rendered { removed: verdict.removed.clone(), revisions: revisions.clone(), bytes: bytes.clone() });
+                bytes
+            }
+        }
+    };
+    // The ETag covers the upstream bytes, the versions removed and the revisions.
+    let mut removed: Vec<&String> = verdict.removed.iter().collect();
+    removed.sort();
+    let mut h = Sha256::new().chain_update(entry.hash.as_bytes()).chain_update(revisions.as_bytes());
+    for r in removed {
+        h.update(r.as_bytes());
+        h.update([0]);
+    }
+    let etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -159,6 +159,9 @@ pub struct BundleMeta {
 /// Compiled advisories of one package.
 type CompiledRows = Vec<(Arc<Finding>, CompiledMatcher)>;
 
+/// (ecosystem, normalised name) → (generation, compiled advisories).
+type PackageCache = HashMap<(Ecosystem, String), (u64, Arc<CompiledRows>)>;
+
 /// Packages whose compiled advisories are cached (the cache is cleared when full).
 const CACHE_PACKAGES: usize = 8192;
 
@@ -166,7 +169,7 @@ pub struct IntelStore {
     path: PathBuf,
     /// Bumped after every committed replace; cached entries of older generations are stale.
     generation: std::sync::atomic::AtomicU64,
-    cache: Mutex<HashMap<(Ecosystem, String), (u64, Arc<CompiledRows>)>>,
+    cache: Mutex<PackageCache>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     states: RwLock<HashMap<Ecosystem, EcoState>>,
