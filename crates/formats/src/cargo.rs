@@ -120,7 +120,10 @@ pub fn parse_index(body: &[u8]) -> IndexFile {
     let mut out = IndexFile::default();
     let mut start = 0;
     while start < body.len() {
-        let end = body[start..].iter().position(|&b| b == b'\n').map_or(body.len(), |i| start + i + 1);
+        let end = body[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(body.len(), |i| start + i + 1);
         let trimmed = body[start..end].trim_ascii();
         if !trimmed.is_empty() {
             match read_line(trimmed) {
@@ -160,11 +163,15 @@ fn scan_line(line: &[u8]) -> Option<RawLine<'_>> {
             b"vers" => string(value).map(|s| vers = Some(s)).is_some(),
             b"cksum" => match value {
                 b"null" => true,
-                _ => string(value).map(|s| cksum = Some(s.into_owned())).is_some(),
+                _ => string(value)
+                    .map(|s| cksum = Some(s.into_owned()))
+                    .is_some(),
             },
             b"pubtime" => match value {
                 b"null" => true,
-                _ => string(value).map(|s| pubtime = Some(s.into_owned())).is_some(),
+                _ => string(value)
+                    .map(|s| pubtime = Some(s.into_owned()))
+                    .is_some(),
             },
             b"yanked" => match value {
                 b"true" => {
@@ -185,7 +192,13 @@ fn scan_line(line: &[u8]) -> Option<RawLine<'_>> {
     if !ok {
         return None;
     }
-    Some(RawLine { name: name?, vers: vers?, cksum, yanked, pubtime })
+    Some(RawLine {
+        name: name?,
+        vers: vers?,
+        cksum,
+        yanked,
+        pubtime,
+    })
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -236,7 +249,8 @@ fn end_of_value(b: &[u8], i: usize) -> Option<usize> {
         }
         _ => {
             let mut j = i;
-            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n') {
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n')
+            {
                 j += 1;
             }
             (j > i).then_some(j)
@@ -449,26 +463,48 @@ mod tests {
         );
     }
 
-    fn serde_fields(line: &[u8]) -> Option<(String, String, Option<String>, bool, Option<String>)> {
+    /// (name, vers, cksum, yanked, pubtime)
+    type Fields = (String, String, Option<String>, bool, Option<String>);
+
+    fn serde_fields(line: &[u8]) -> Option<Fields> {
         let r: RawLine<'_> = serde_json::from_slice(line).ok()?;
-        Some((r.name.into_owned(), r.vers.into_owned(), r.cksum, r.yanked.unwrap_or(false), r.pubtime))
+        Some((
+            r.name.into_owned(),
+            r.vers.into_owned(),
+            r.cksum,
+            r.yanked.unwrap_or(false),
+            r.pubtime,
+        ))
     }
 
-    fn scanned_fields(line: &[u8]) -> Option<(String, String, Option<String>, bool, Option<String>)> {
+    fn scanned_fields(line: &[u8]) -> Option<Fields> {
         let r = scan_line(line)?;
-        Some((r.name.into_owned(), r.vers.into_owned(), r.cksum, r.yanked.unwrap_or(false), r.pubtime))
+        Some((
+            r.name.into_owned(),
+            r.vers.into_owned(),
+            r.cksum,
+            r.yanked.unwrap_or(false),
+            r.pubtime,
+        ))
     }
 
     #[test]
     fn scanner_agrees_with_serde_on_recorded_lines() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/registry/cargo");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fixtures/registry/cargo"
+        );
         for name in ["a", "cc", "reqwest", "serde", "syn", "tokio"] {
             let gz = std::fs::read(format!("{dir}/{name}.idx.gz")).unwrap();
             let mut body = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut body).unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut body)
+                .unwrap();
             for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                 let scanned = scanned_fields(line);
-                assert!(scanned.is_some(), "{name}: the scanner gave up on a real line");
+                assert!(
+                    scanned.is_some(),
+                    "{name}: the scanner gave up on a real line"
+                );
                 assert_eq!(scanned, serde_fields(line), "{name}");
             }
         }

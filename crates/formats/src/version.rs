@@ -37,7 +37,13 @@ impl EcoVersion {
     /// only equals the identical string.
     pub fn parse(eco: Ecosystem, raw: &str) -> EcoVersion {
         let trimmed = raw.trim();
-        let parsed = if trimmed.is_empty() || trimmed.len() > MAX_VERSION_LEN {
+        // SemVer identifiers are ASCII; node-semver refuses anything else (the crate
+        // accepts `1.0.0-é` as a stable 1.0.0, so refuse before it sees it).
+        let semver_like = matches!(eco, Ecosystem::Npm | Ecosystem::CratesIo);
+        let parsed = if trimmed.is_empty()
+            || trimmed.len() > MAX_VERSION_LEN
+            || (semver_like && !trimmed.is_ascii())
+        {
             Parsed::Unparsed
         } else {
             match eco {
@@ -201,6 +207,11 @@ mod tests {
         assert_eq!(EcoVersion::parse(CratesIo, "0.0.0-0").key(), "0.0.0-0");
         assert!(EcoVersion::parse(PyPI, "2.0rc1").is_prerelease());
         assert!(!EcoVersion::parse(Npm, "2.0.0").is_prerelease());
+        assert!(
+            !EcoVersion::parse(Npm, "1.0.0-\u{e9}").is_parsed(),
+            "node-semver refuses non-ASCII"
+        );
+        assert!(!EcoVersion::parse(CratesIo, "1.0.0-\u{e9}").is_parsed());
         assert!(
             EcoVersion::parse(Npm, &"9".repeat(MAX_VERSION_LEN + 1))
                 .key()

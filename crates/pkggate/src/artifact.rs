@@ -61,7 +61,11 @@ pub enum StreamFailure {
 
 /// Wrap an upstream byte stream. `on_failure` runs once, when the transfer is cut (to write
 /// the audit line).
-pub fn verified<S, E>(upstream: S, expected: Expected, on_failure: impl FnOnce(StreamFailure) + Send + 'static) -> Body
+pub fn verified<S, E>(
+    upstream: S,
+    expected: Expected,
+    on_failure: impl FnOnce(StreamFailure) + Send + 'static,
+) -> Body
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
@@ -105,7 +109,12 @@ where
                     if let Some(f) = st.on_failure.take() {
                         f(StreamFailure::Upstream(msg.clone()));
                     }
-                    return Some((Err(std::io::Error::other(format!("upstream failed mid-transfer: {msg}"))), st));
+                    return Some((
+                        Err(std::io::Error::other(format!(
+                            "upstream failed mid-transfer: {msg}"
+                        ))),
+                        st,
+                    ));
                 }
                 None => {
                     st.done = true;
@@ -118,9 +127,17 @@ where
                         && want != got
                     {
                         if let Some(f) = st.on_failure.take() {
-                            f(StreamFailure::Mismatch { expected: want, actual: got });
+                            f(StreamFailure::Mismatch {
+                                expected: want,
+                                actual: got,
+                            });
                         }
-                        return Some((Err(std::io::Error::other("artifact digest mismatch: transfer aborted")), st));
+                        return Some((
+                            Err(std::io::Error::other(
+                                "artifact digest mismatch: transfer aborted",
+                            )),
+                            st,
+                        ));
                     }
                     return st.pending.take().map(|last| (Ok(last), st));
                 }
@@ -133,9 +150,14 @@ where
 /// Decode an npm SRI string (`sha512-<base64>`) to the expected digest.
 pub fn from_sri(sri: &str) -> Option<Expected> {
     use base64::Engine;
-    let best = sri.split_whitespace().find(|s| s.starts_with("sha512-")).or_else(|| sri.split_whitespace().find(|s| s.starts_with("sha256-")))?;
+    let best = sri
+        .split_whitespace()
+        .find(|s| s.starts_with("sha512-"))
+        .or_else(|| sri.split_whitespace().find(|s| s.starts_with("sha256-")))?;
     let (alg, b64) = best.split_once('-')?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let hex = hex::encode(raw);
     match alg {
         "sha512" if hex.len() == 128 => Some(Expected::Sha512(hex)),
@@ -150,10 +172,17 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::{Arc, Mutex};
 
-    async fn run(chunks: Vec<Result<&'static str, &'static str>>, expected: Expected) -> (Result<Vec<u8>, String>, Option<StreamFailure>) {
+    async fn run(
+        chunks: Vec<Result<&'static str, &'static str>>,
+        expected: Expected,
+    ) -> (Result<Vec<u8>, String>, Option<StreamFailure>) {
         let failure = Arc::new(Mutex::new(None));
         let f = failure.clone();
-        let s = futures_util::stream::iter(chunks.into_iter().map(|c| c.map(|s| Bytes::from_static(s.as_bytes()))));
+        let s = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| c.map(|s| Bytes::from_static(s.as_bytes()))),
+        );
         let body = verified(s, expected, move |x| *f.lock().unwrap() = Some(x));
         let mut out = Vec::new();
         let mut b = body;
@@ -178,16 +207,27 @@ mod tests {
 
     #[tokio::test]
     async fn good_digest_passes_every_byte() {
-        let (r, f) = run(vec![Ok("hello "), Ok("world")], Expected::Sha256(sha256("hello world"))).await;
+        let (r, f) = run(
+            vec![Ok("hello "), Ok("world")],
+            Expected::Sha256(sha256("hello world")),
+        )
+        .await;
         assert_eq!(r.unwrap(), b"hello world");
         assert!(f.is_none());
     }
 
     #[tokio::test]
     async fn mismatch_withholds_the_last_chunk_and_reports() {
-        let (r, f) = run(vec![Ok("hello "), Ok("world")], Expected::Sha256(sha256("hello there"))).await;
+        let (r, f) = run(
+            vec![Ok("hello "), Ok("world")],
+            Expected::Sha256(sha256("hello there")),
+        )
+        .await;
         let err = r.unwrap_err();
-        assert!(err.contains("mismatch") && err.ends_with("after 6 bytes"), "{err}");
+        assert!(
+            err.contains("mismatch") && err.ends_with("after 6 bytes"),
+            "{err}"
+        );
         assert!(matches!(f, Some(StreamFailure::Mismatch { .. })));
         // A single-chunk body delivers nothing at all.
         let (r, _) = run(vec![Ok("tampered")], Expected::Sha256(sha256("original"))).await;
@@ -208,7 +248,10 @@ mod tests {
     fn sri_decoding() {
         use base64::Engine;
         let digest = sha2::Sha512::digest(b"x");
-        let sri = format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(digest));
+        let sri = format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
         assert_eq!(from_sri(&sri), Some(Expected::Sha512(hex::encode(digest))));
         assert_eq!(from_sri("sha1-abc"), None);
         assert_eq!(from_sri("sha512-!!!"), None);

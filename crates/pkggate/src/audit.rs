@@ -2,19 +2,35 @@
 //!
 //! A dedicated writer thread owns the file. Requests hand it events through a bounded queue
 //! (a full queue makes them wait: back-pressure, never a dropped decision); it writes in
-//! batches and syncs per `PKGGATE_AUDIT_FSYNC` (`always`: the request waits until its line
-//! is on disk; `batch`: fsync after each batch; `never`). Size-based rotation keeps a number
-//! of files; [`AuditSink::reopen`] reopens the path after external rotation (SIGHUP).
-//! `PKGGATE_AUDIT_LOG=-` writes to stdout. A write failure makes the sink unhealthy
-//! (readiness fails; with `fail_closed` the gates refuse to serve unaudited).
+//! batches (everything queued while the previous batch was written) and syncs per
+//! `PKGGATE_AUDIT_FSYNC`:
+//!
+//! * `always`: the request waits until its lines are written and `fdatasync`ed;
+//! * `batch`: the request returns once its lines are queued; the writer syncs after every
+//!   batch (a crash loses at most the queued and in-flight batch);
+//! * `never`: written per batch, synced by the OS.
+//!
+//! Size-based rotation keeps a number of files (`audit.log.1` newest … `audit.log.N`);
+//! [`AuditSink::reopen`] reopens the path after external rotation (SIGHUP).
+//! `PKGGATE_AUDIT_LOG=-` writes to stdout.
+//!
+//! Failures: a log that cannot be opened or written makes the sink unhealthy (readiness
+//! fails; with `fail_closed` the gates refuse to serve unaudited, see
+//! [`crate::gate::GateError::AuditUnavailable`]). Lines that could not be written are kept
+//! (up to [`AuditOptions::max_pending_bytes`]) and retried every second, reopening the file,
+//! so a full disk or a removed directory heals on its own; bytes are never written twice. A
+//! file that does not end in a newline when opened (a crash tore its last line) gets one
+//! first, so the torn line stays a line of its own that readers can skip.
 
 use crate::config::AuditFsync;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// One decision. Field order is the wire order.
@@ -50,6 +66,13 @@ pub struct AuditStatus {
     pub lines_written: u64,
     pub write_errors: u64,
     pub queue_depth: usize,
+    /// Bytes of lines waiting for a retry after a write failure.
+    pub pending_bytes: u64,
+    /// Lines given up because the log stayed unwritable past `max_pending_bytes` (only
+    /// possible with `fail_closed: false`, where requests are served anyway).
+    pub dropped_lines: u64,
+    /// Rotations done by pkggate.
+    pub rotations: u64,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,6 +82,7 @@ pub struct AuditError(pub String);
 /// Where decisions go; tests inject [`MemoryAudit`].
 pub trait AuditSink: Send + Sync {
     /// Queue `events` (waits while the queue is full; with `fsync=always`, until written).
+    /// `Err` means the log is not being written: the caller decides (fail closed or not).
     fn record(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), AuditError>>;
     fn status(&self) -> AuditStatus;
     /// Reopen the file (after external rotation).
@@ -67,20 +91,17 @@ pub trait AuditSink: Send + Sync {
     fn flush(&self) -> BoxFuture<'_, Result<(), AuditError>>;
 }
 
+type Ack = oneshot::Sender<Result<(), String>>;
+
 enum Msg {
-    Events(Vec<AuditEvent>, Option<oneshot::Sender<Result<(), String>>>),
-    Reopen,
-    Flush(oneshot::Sender<Result<(), String>>),
+    Events(Vec<AuditEvent>, Option<Ack>),
+    /// Wakes the writer (the reopen itself is a flag, so a full queue cannot lose it).
+    Wake,
+    Flush(Ack),
 }
 
-/// Queue capacity in messages (each message is one request's events).
+/// Default queue capacity in messages (each message is one request's events).
 pub const QUEUE: usize = 8192;
-
-pub struct AuditLog {
-    tx: mpsc::Sender<Msg>,
-    status: Arc<Mutex<AuditStatus>>,
-    fsync: AuditFsync,
-}
 
 /// Settings of the file writer.
 #[derive(Debug, Clone)]
@@ -88,161 +109,418 @@ pub struct AuditOptions {
     /// A path, or `-` for stdout.
     pub target: String,
     pub fsync: AuditFsync,
-    /// Rotate past this size (0: never).
+    /// Rotate before a write would take the file past this size (0: never).
     pub max_bytes: u64,
+    /// Rotated files kept (`audit.log.1` … `audit.log.<keep_files>`); 0 keeps none.
     pub keep_files: u32,
+    /// Queue capacity in messages.
+    pub queue: usize,
+    /// Unwritten bytes kept for retry while the log fails.
+    pub max_pending_bytes: usize,
 }
 
-enum Out {
-    Stdout,
-    File {
-        path: PathBuf,
-        file: File,
-        size: u64,
-    },
+impl AuditOptions {
+    /// The defaults for `target` and `fsync`: rotate at 100 MiB keeping 10 files.
+    pub fn new(target: &str, fsync: AuditFsync) -> AuditOptions {
+        AuditOptions {
+            target: target.to_string(),
+            fsync,
+            max_bytes: 100 * 1024 * 1024,
+            keep_files: 10,
+            queue: QUEUE,
+            max_pending_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
+/// The production sink: a bounded queue in front of a dedicated writer thread.
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+    status: Arc<Mutex<AuditStatus>>,
+    reopen: Arc<AtomicBool>,
+    fsync: AuditFsync,
+    queue: usize,
+}
+
+/// The path of the i-th rotated file (`audit.log.3`).
+pub fn rotated_path(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+/// Open for appending; a file whose last byte is not a newline gets one (a torn line from a
+/// crash must not swallow the next line).
 fn open(path: &Path) -> std::io::Result<(File, u64)> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
-    let size = file.metadata()?.len();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let mut size = file.metadata()?.len();
+    if size > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(size - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+            size += 1;
+        }
+    }
     Ok((file, size))
 }
 
 /// `audit.log` → `audit.log.1` → … → `audit.log.<keep>` (the oldest is removed).
 fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
-    let name = |i: u32| PathBuf::from(format!("{}.{i}", path.display()));
     if keep == 0 {
         return std::fs::remove_file(path);
     }
-    let _ = std::fs::remove_file(name(keep));
+    match std::fs::remove_file(rotated_path(path, keep)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     for i in (1..keep).rev() {
-        if name(i).exists() {
-            std::fs::rename(name(i), name(i + 1))?;
+        let from = rotated_path(path, i);
+        if from.exists() {
+            std::fs::rename(from, rotated_path(path, i + 1))?;
         }
     }
-    std::fs::rename(path, name(1))
+    std::fs::rename(path, rotated_path(path, 1))
 }
 
+enum Target {
+    Stdout,
+    File {
+        path: PathBuf,
+        /// `None` after a failure or before the first successful open: (re)opened on the
+        /// next write.
+        file: Option<File>,
+        size: u64,
+    },
+}
+
+/// The writer thread's state.
+struct Writer {
+    target: Target,
+    opts: AuditOptions,
+    /// Serialized lines not yet written (a write failure keeps them here).
+    pending: Vec<u8>,
+    pending_lines: u64,
+    status: Arc<Mutex<AuditStatus>>,
+}
+
+impl Writer {
+    fn status(&self) -> std::sync::MutexGuard<'_, AuditStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&mut self, events: &[AuditEvent]) {
+        for e in events {
+            let mark = self.pending.len();
+            match serde_json::to_writer(&mut self.pending, e) {
+                Ok(()) => {
+                    self.pending.push(b'\n');
+                    self.pending_lines += 1;
+                }
+                Err(err) => {
+                    // Only a non-string map key could fail; AuditEvent has none.
+                    self.pending.truncate(mark);
+                    tracing::error!(error = %err, "cannot serialize an audit event");
+                }
+            }
+        }
+    }
+
+    /// Drop the newest lines while a failing log has kept more than the limit.
+    fn bound_pending(&mut self) {
+        if self.pending.len() <= self.opts.max_pending_bytes {
+            return;
+        }
+        let mut cut = self.opts.max_pending_bytes;
+        // Keep whole lines: cut after the last newline within the limit.
+        while cut > 0 && self.pending[cut - 1] != b'\n' {
+            cut -= 1;
+        }
+        let dropped = self.pending[cut..].iter().filter(|&&b| b == b'\n').count() as u64;
+        self.pending.truncate(cut);
+        self.pending_lines = self.pending_lines.saturating_sub(dropped);
+        let mut s = self.status();
+        s.dropped_lines += dropped;
+        drop(s);
+        tracing::error!(
+            dropped,
+            "audit log unwritable: dropped lines beyond the retry buffer"
+        );
+    }
+
+    /// Write everything pending (rotating or reopening first when asked); keeps what was
+    /// not written.
+    fn write_pending(&mut self, reopen: bool) -> Result<(), String> {
+        let result = self.try_write(reopen);
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(lines) => {
+                s.lines_written += lines;
+                if !s.healthy {
+                    tracing::info!(log = %s.target, "audit log writable again");
+                }
+                s.healthy = true;
+                s.last_error = None;
+            }
+            Err(e) => {
+                if s.healthy || s.last_error.as_deref() != Some(e.as_str()) {
+                    tracing::error!(error = %e, "audit log write failed");
+                }
+                s.write_errors += 1;
+                s.healthy = false;
+                s.last_error = Some(e.clone());
+            }
+        }
+        s.pending_bytes = self.pending.len() as u64;
+        result.map(|_| ())
+    }
+
+    fn try_write(&mut self, reopen: bool) -> Result<u64, String> {
+        let fsync = self.opts.fsync;
+        match &mut self.target {
+            Target::Stdout => {
+                if self.pending.is_empty() {
+                    return Ok(0);
+                }
+                let mut so = std::io::stdout().lock();
+                let r = write_tracked(&mut so, &mut self.pending).and_then(|()| so.flush());
+                r.map_err(|e| format!("stdout: {e}"))?;
+                Ok(std::mem::take(&mut self.pending_lines))
+            }
+            Target::File { path, file, size } => {
+                let err = |e: std::io::Error| format!("{}: {e}", path.display());
+                if reopen && let Some(f) = file.take() {
+                    let _ = f.sync_all();
+                }
+                if self.pending.is_empty() && file.is_some() {
+                    return Ok(0);
+                }
+                if file.is_none() {
+                    let (f, s) = open(path).map_err(err)?;
+                    *file = Some(f);
+                    *size = s;
+                }
+                let max = self.opts.max_bytes;
+                let mut result = Ok(());
+                while !self.pending.is_empty() {
+                    // Whole lines that fit under `max_bytes`; rotate when none does; a
+                    // line longer than the limit goes alone into a fresh file.
+                    let take = if max == 0 {
+                        self.pending.len()
+                    } else {
+                        let room = max.saturating_sub(*size).min(self.pending.len() as u64);
+                        let fit = self.pending[..room as usize]
+                            .iter()
+                            .rposition(|&b| b == b'\n')
+                            .map_or(0, |i| i + 1);
+                        if fit > 0 {
+                            fit
+                        } else if *size > 0 {
+                            if let Some(f) = file.take() {
+                                let _ = f.sync_all();
+                            }
+                            rotate(path, self.opts.keep_files).map_err(err)?;
+                            self.status
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .rotations += 1;
+                            let (f, s) = open(path).map_err(err)?;
+                            *file = Some(f);
+                            *size = s;
+                            continue;
+                        } else {
+                            self.pending
+                                .iter()
+                                .position(|&b| b == b'\n')
+                                .map_or(self.pending.len(), |i| i + 1)
+                        }
+                    };
+                    let Some(f) = file.as_mut() else {
+                        return Err(format!("{}: not open", path.display()));
+                    };
+                    let (written, r) = write_prefix(f, &self.pending[..take]);
+                    self.pending.drain(..written);
+                    *size += written as u64;
+                    if r.is_err() {
+                        result = r;
+                        break;
+                    }
+                }
+                if result.is_ok()
+                    && fsync != AuditFsync::Never
+                    && let Some(f) = file.as_mut()
+                {
+                    result = f.sync_data();
+                }
+                if let Err(e) = result {
+                    // Reopen on the next attempt (the directory may have been replaced).
+                    *file = None;
+                    return Err(err(e));
+                }
+                Ok(std::mem::take(&mut self.pending_lines))
+            }
+        }
+    }
+}
+
+/// Write `buf`, removing from its front what was written, also on failure (so a retry never
+/// writes a byte twice).
+fn write_tracked(w: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    let (done, result) = write_prefix(w, buf);
+    buf.drain(..done);
+    result
+}
+
+/// Write `buf`; how much was written, and the error that stopped it.
+fn write_prefix(w: &mut impl Write, buf: &[u8]) -> (usize, std::io::Result<()>) {
+    let mut done = 0;
+    loop {
+        if done == buf.len() {
+            return (done, Ok(()));
+        }
+        match w.write(&buf[done..]) {
+            Ok(0) => return (done, Err(std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+}
+
+/// Most messages taken off the queue for one batch.
+const MAX_BATCH: usize = 4096;
+/// Retry interval while the log fails.
+const RETRY: Duration = Duration::from_secs(1);
+
 impl AuditLog {
-    /// Open the target and start the writer thread. An unopenable file is an error here
-    /// (start-up stops with it).
+    /// Start the writer thread. A log that cannot be opened does not stop start-up: the
+    /// sink starts unhealthy (readiness fails, `fail_closed` refuses) and keeps retrying.
     pub fn start(opts: AuditOptions) -> std::io::Result<AuditLog> {
-        let mut out = if opts.target == "-" {
-            Out::Stdout
+        let target = if opts.target == "-" {
+            Target::Stdout
         } else {
-            let path = PathBuf::from(&opts.target);
-            let (file, size) = open(&path)?;
-            Out::File { path, file, size }
+            Target::File {
+                path: PathBuf::from(&opts.target),
+                file: None,
+                size: 0,
+            }
         };
-        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE);
+        let queue = opts.queue.max(1);
+        let (tx, rx) = mpsc::channel::<Msg>(queue);
         let status = Arc::new(Mutex::new(AuditStatus {
             target: opts.target.clone(),
             healthy: true,
             ..Default::default()
         }));
-        let st = status.clone();
         let fsync = opts.fsync;
+        let mut writer = Writer {
+            target,
+            opts,
+            pending: Vec::with_capacity(1 << 20),
+            pending_lines: 0,
+            status: status.clone(),
+        };
+        // Open now, so a bad path shows in readiness at once.
+        let _ = writer.write_pending(false);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let reopen_flag = reopen.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         std::thread::Builder::new()
             .name("pkggate-audit".into())
-            .spawn(move || {
-                let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-                while let Some(first) = rx.blocking_recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < 4096 {
-                        match rx.try_recv() {
-                            Ok(m) => batch.push(m),
-                            Err(_) => break,
-                        }
-                    }
-                    buf.clear();
-                    let mut acks = Vec::new();
-                    let mut lines = 0u64;
-                    let mut reopen = false;
-                    for m in batch {
-                        match m {
-                            Msg::Events(events, ack) => {
-                                for e in &events {
-                                    if serde_json::to_writer(&mut buf, e).is_ok() {
-                                        buf.push(b'\n');
-                                        lines += 1;
-                                    }
-                                }
-                                if let Some(a) = ack {
-                                    acks.push(a);
-                                }
-                            }
-                            Msg::Flush(a) => acks.push(a),
-                            Msg::Reopen => reopen = true,
-                        }
-                    }
-                    let result = write_batch(&mut out, &buf, fsync, &opts, reopen);
-                    {
-                        let mut s = st.lock().unwrap_or_else(|p| p.into_inner());
-                        s.queue_depth = QUEUE.saturating_sub(rx.capacity());
-                        match &result {
-                            Ok(()) => {
-                                s.lines_written += lines;
-                                s.healthy = true;
-                                s.last_error = None;
-                            }
-                            Err(e) => {
-                                s.write_errors += 1;
-                                s.healthy = false;
-                                s.last_error = Some(e.clone());
-                            }
-                        }
-                    }
-                    for a in acks {
-                        let _ = a.send(result.clone());
-                    }
-                }
-                if let Out::File { file, .. } = &out {
-                    let _ = file.sync_all();
-                }
-            })?;
-        Ok(AuditLog { tx, status, fsync })
+            .spawn(move || runtime.block_on(writer_loop(writer, rx, reopen_flag)))?;
+        Ok(AuditLog {
+            tx,
+            status,
+            reopen,
+            fsync,
+            queue,
+        })
     }
 }
 
-fn write_batch(
-    out: &mut Out,
-    buf: &[u8],
-    fsync: AuditFsync,
-    opts: &AuditOptions,
-    reopen: bool,
-) -> Result<(), String> {
-    match out {
-        Out::Stdout => {
-            let mut so = std::io::stdout().lock();
-            so.write_all(buf)
-                .and_then(|_| so.flush())
-                .map_err(|e| format!("stdout: {e}"))
-        }
-        Out::File { path, file, size } => {
-            let err = |e: std::io::Error| format!("{}: {e}", path.display());
-            if reopen
-                || (opts.max_bytes > 0 && *size > 0 && *size + buf.len() as u64 > opts.max_bytes)
-            {
-                if !reopen {
-                    let _ = file.sync_all();
-                    rotate(path, opts.keep_files).map_err(err)?;
+async fn writer_loop(mut w: Writer, mut rx: mpsc::Receiver<Msg>, reopen: Arc<AtomicBool>) {
+    let mut batch: Vec<Msg> = Vec::new();
+    // A batch holds at most a queue's worth, so acknowledged-but-unwritten lines are bounded
+    // by twice the queue (the batch being written and the queue behind it).
+    let max_batch = MAX_BATCH.min(w.opts.queue.max(1));
+    loop {
+        let failing = !w.pending.is_empty() || !w.status().healthy;
+        let first = if failing {
+            match tokio::time::timeout(RETRY, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    // Retry the failing log.
+                    let _ = w.write_pending(reopen.swap(false, Ordering::AcqRel));
+                    w.bound_pending();
+                    continue;
                 }
-                let (f, s) = open(path).map_err(err)?;
-                *file = f;
-                *size = s;
             }
-            if buf.is_empty() {
-                return Ok(());
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
             }
-            file.write_all(buf).map_err(err)?;
-            *size += buf.len() as u64;
-            if fsync != AuditFsync::Never {
-                file.sync_data().map_err(err)?;
+        }
+        let mut acks = Vec::new();
+        for m in batch.drain(..) {
+            match m {
+                Msg::Events(events, ack) => {
+                    w.add(&events);
+                    acks.extend(ack);
+                }
+                Msg::Flush(a) => acks.push(a),
+                Msg::Wake => {}
             }
+        }
+        let result = w.write_pending(reopen.swap(false, Ordering::AcqRel));
+        w.bound_pending();
+        for a in acks {
+            let _ = a.send(result.clone());
+        }
+    }
+    // Every sender is gone: last attempt, then sync.
+    let _ = w.write_pending(false);
+    if let Target::File {
+        file: Some(file), ..
+    } = &w.target
+    {
+        let _ = file.sync_all();
+    }
+}
+
+impl AuditLog {
+    async fn send(&self, msg: Msg) -> Result<(), AuditError> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| AuditError("audit writer stopped".into()))
+    }
+
+    fn health(&self) -> Result<(), AuditError> {
+        let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if s.healthy {
             Ok(())
+        } else {
+            Err(AuditError(
+                s.last_error
+                    .clone()
+                    .unwrap_or_else(|| "write failed".into()),
+            ))
         }
     }
 }
@@ -251,28 +529,19 @@ impl AuditSink for AuditLog {
     fn record(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {
             if events.is_empty() {
-                return Ok(());
+                return self.health();
             }
             if self.fsync == AuditFsync::Always {
                 let (a, r) = oneshot::channel();
-                self.tx
-                    .send(Msg::Events(events, Some(a)))
-                    .await
-                    .map_err(|_| AuditError("writer stopped".into()))?;
+                self.send(Msg::Events(events, Some(a))).await?;
                 r.await
-                    .map_err(|_| AuditError("writer stopped".into()))?
+                    .map_err(|_| AuditError("audit writer stopped".into()))?
                     .map_err(AuditError)
             } else {
-                self.tx
-                    .send(Msg::Events(events, None))
-                    .await
-                    .map_err(|_| AuditError("writer stopped".into()))?;
-                let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-                if s.healthy {
-                    Ok(())
-                } else {
-                    Err(AuditError(s.last_error.clone().unwrap_or_default()))
-                }
+                // Queued (kept and retried even when the log is failing); the answer is the
+                // log's current health, so a failing log is reported to the gate.
+                self.send(Msg::Events(events, None)).await?;
+                self.health()
             }
         })
     }
@@ -283,58 +552,271 @@ impl AuditSink for AuditLog {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        s.queue_depth = QUEUE.saturating_sub(self.tx.capacity());
+        s.queue_depth = self.queue.saturating_sub(self.tx.capacity());
         s
     }
 
     fn reopen(&self) {
-        let _ = self.tx.try_send(Msg::Reopen);
+        self.reopen.store(true, Ordering::Release);
+        // A full queue wakes the writer anyway; the flag is read on its next batch.
+        let _ = self.tx.try_send(Msg::Wake);
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {
             let (a, r) = oneshot::channel();
-            self.tx
-                .send(Msg::Flush(a))
-                .await
-                .map_err(|_| AuditError("writer stopped".into()))?;
+            self.send(Msg::Flush(a)).await?;
             r.await
-                .map_err(|_| AuditError("writer stopped".into()))?
+                .map_err(|_| AuditError("audit writer stopped".into()))?
                 .map_err(AuditError)
         })
     }
 }
 
-/// An in-memory sink for tests.
+/// An in-memory sink for tests; [`MemoryAudit::fail`] makes it refuse like a broken log.
 #[derive(Default, Clone)]
 pub struct MemoryAudit {
     pub events: Arc<Mutex<Vec<AuditEvent>>>,
+    /// When set, `record` and `flush` fail with this message and `status` is unhealthy.
+    pub failing: Arc<Mutex<Option<String>>>,
 }
 
 impl MemoryAudit {
     pub fn take(&self) -> Vec<AuditEvent> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
     }
+
+    /// Make the sink fail (`Some(message)`) or work again (`None`).
+    pub fn fail(&self, message: Option<&str>) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = message.map(str::to_string);
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl AuditSink for MemoryAudit {
     fn record(&self, events: Vec<AuditEvent>) -> BoxFuture<'_, Result<(), AuditError>> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(events);
-        Box::pin(async { Ok(()) })
+        let result = match self.failure() {
+            Some(m) => Err(AuditError(m)),
+            None => {
+                self.events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(events);
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
     }
 
     fn status(&self) -> AuditStatus {
+        let failing = self.failure();
         AuditStatus {
             target: "memory".into(),
-            healthy: true,
+            healthy: failing.is_none(),
+            last_error: failing,
+            lines_written: self.events.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
             ..Default::default()
         }
     }
 
     fn flush(&self) -> BoxFuture<'_, Result<(), AuditError>> {
-        Box::pin(async { Ok(()) })
+        let result = self.failure().map_or(Ok(()), |m| Err(AuditError(m)));
+        Box::pin(async move { result })
+    }
+}
+
+/// Reading the log back (`pkggate audit tail|query`): the current file and its rotated
+/// siblings, oldest first; torn and malformed lines are skipped and reported.
+pub mod read {
+    use super::rotated_path;
+    use std::io::BufRead;
+    use std::path::{Path, PathBuf};
+
+    /// One well-formed line.
+    #[derive(Debug, Clone)]
+    pub struct LogLine {
+        pub file: PathBuf,
+        /// 1-based.
+        pub line_no: usize,
+        pub text: String,
+        pub event: serde_json::Map<String, serde_json::Value>,
+    }
+
+    /// A line that was skipped.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Skipped {
+        /// The file ends without a newline: a write torn by a crash (or still in progress).
+        Torn {
+            file: PathBuf,
+            line_no: usize,
+            bytes: usize,
+        },
+        /// Not a JSON object (e.g. a torn line that a restarted writer terminated).
+        Malformed {
+            file: PathBuf,
+            line_no: usize,
+            error: String,
+        },
+    }
+
+    impl std::fmt::Display for Skipped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Skipped::Torn {
+                    file,
+                    line_no,
+                    bytes,
+                } => write!(
+                    f,
+                    "{}:{line_no}: skipped a torn last line ({bytes} bytes without a newline)",
+                    file.display()
+                ),
+                Skipped::Malformed {
+                    file,
+                    line_no,
+                    error,
+                } => write!(
+                    f,
+                    "{}:{line_no}: skipped a malformed line: {error}",
+                    file.display()
+                ),
+            }
+        }
+    }
+
+    /// The log's files, oldest first: `path.N` … `path.1`, then `path` (those that exist).
+    pub fn log_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut rotated: Vec<u32> = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(n) = name
+                        .strip_prefix(base.as_str())
+                        .and_then(|r| r.strip_prefix('.'))
+                        .and_then(|r| r.parse::<u32>().ok())
+                    {
+                        rotated.push(n);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        rotated.sort_unstable_by(|a, b| b.cmp(a));
+        let mut files: Vec<PathBuf> = rotated.into_iter().map(|n| rotated_path(path, n)).collect();
+        if path.exists() {
+            files.push(path.to_path_buf());
+        }
+        Ok(files)
+    }
+
+    /// Parse one complete line; `Ok(None)` for a blank line.
+    pub fn parse_line(
+        text: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(m)) => Ok(Some(m)),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Stream every well-formed line of one file to `visit`; returns what was skipped.
+    pub fn read_file(file: &Path, visit: &mut dyn FnMut(LogLine)) -> std::io::Result<Vec<Skipped>> {
+        let mut skipped = Vec::new();
+        let f = match std::fs::File::open(file) {
+            Ok(f) => f,
+            // Rotated away between listing and opening.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(skipped),
+            Err(e) => return Err(e),
+        };
+        let mut r = std::io::BufReader::with_capacity(1 << 16, f);
+        let mut buf = Vec::new();
+        let mut line_no = 0;
+        loop {
+            buf.clear();
+            if r.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            line_no += 1;
+            if buf.last() != Some(&b'\n') {
+                skipped.push(Skipped::Torn {
+                    file: file.to_path_buf(),
+                    line_no,
+                    bytes: buf.len(),
+                });
+                break;
+            }
+            buf.pop();
+            let text = String::from_utf8_lossy(&buf);
+            match parse_line(&text) {
+                Ok(Some(event)) => visit(LogLine {
+                    file: file.to_path_buf(),
+                    line_no,
+                    text: text.into_owned(),
+                    event,
+                }),
+                Ok(None) => {}
+                Err(error) => skipped.push(Skipped::Malformed {
+                    file: file.to_path_buf(),
+                    line_no,
+                    error,
+                }),
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// Every well-formed line of the log and its rotated files, oldest first.
+    pub fn read_log(path: &Path, visit: &mut dyn FnMut(LogLine)) -> std::io::Result<Vec<Skipped>> {
+        let mut skipped = Vec::new();
+        for f in log_files(path)? {
+            skipped.extend(read_file(&f, visit)?);
+        }
+        Ok(skipped)
+    }
+
+    /// `90s`, `30m`, `1h`, `2d`, `1w` or plain seconds, as seconds.
+    pub fn parse_duration(s: &str) -> Option<f64> {
+        let s = s.trim();
+        let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+            Some(i) => (&s[..i], &s[i..]),
+            None => (s, "s"),
+        };
+        let n: f64 = num.trim().parse().ok()?;
+        let mult = match unit {
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "w" => 7.0 * 86400.0,
+            _ => return None,
+        };
+        (n.is_finite() && n >= 0.0).then_some(n * mult)
+    }
+
+    /// A Unix time from an RFC 3339 timestamp.
+    pub fn parse_ts(s: &str) -> Option<i64> {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
     }
 }

@@ -1,16 +1,21 @@
-//! The command line: `serve`, `config`, `mirror sync|status`, `check`.
+//! The command line: `serve`, `config`, `mirror sync|status`, `check`, `policy check`,
+//! `audit tail|query`.
 //!
 //! Every setting of [`crate::config::SETTINGS`] is also a global flag (`--mirror-db PATH`).
-//! Exit status: 0 success (for `check`: allowed), 1 `check` found a block, 2 an error
-//! (bad configuration, unreadable mirror, …).
+//! Exit status: 0 success (for `check`: allowed), 1 `check` found a block or `policy check`
+//! found the file invalid, 2 an error (bad configuration, unreadable mirror or policy, …).
 
+use crate::audit::MemoryAudit;
 use crate::config::{Config, RawInputs, SETTINGS};
+use crate::gate::{Gate, VersionInput};
 use crate::intel::sync::{SyncOptions, SyncOutcome, SyncProgress, sync_ecosystem};
 use crate::intel::{IntelStore, now_unix};
+use crate::policy_state::PolicyHandle;
 use crate::timefmt::{human_age, rfc3339};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use pkggate_formats::Ecosystem;
 use pkggate_formats::osv::AdvisoryKind;
-use pkggate_formats::{EcoVersion, Ecosystem};
+use pkggate_policy::{Action, IntelStatus, Mode, Outcome, Rule};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -38,12 +43,66 @@ pub enum Command {
         #[command(subcommand)]
         command: MirrorCommand,
     },
-    /// Print the verdict for a package (every advisory) or one version.
+    /// Print the verdict for a package (every advisory) or one version (the policy's
+    /// decision with the trace of every rule; exit 1 when blocked).
     Check {
         /// npm, PyPI (pypi) or crates.io (cargo).
         ecosystem: String,
         /// `name` or `name@version` (scoped npm names: `@scope/name@1.0.0`).
         package: String,
+    },
+    /// The policy file.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Read the audit log (with its rotated files).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate a policy file: prints `file:line:col: message` and exits 1 when invalid.
+    Check {
+        /// The policy file.
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Print the last lines of the audit log (PKGGATE_AUDIT_LOG / --audit-log).
+    Tail {
+        /// How many lines.
+        #[arg(short = 'n', long = "lines", default_value_t = 10)]
+        lines: usize,
+        /// Keep printing lines as they are written (follows rotation).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Print the lines that match every filter given.
+    Query {
+        /// Package name (compared in the ecosystem's normal form).
+        #[arg(long)]
+        package: Option<String>,
+        /// allow, block or warn.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only lines newer than this: `90s`, `30m`, `1h`, `2d`, `1w`, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// npm, PyPI (pypi) or crates.io (cargo).
+        #[arg(long)]
+        ecosystem: Option<String>,
+        /// The deciding rule (`block_malicious`, `denylist`, …).
+        #[arg(long)]
+        rule: Option<String>,
+        /// One request (the `x-request-id` a client saw).
+        #[arg(long)]
+        request_id: Option<String>,
     },
 }
 
@@ -162,7 +221,34 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Mirror {
             command: MirrorCommand::Sync { ecosystem, source },
         } => mirror_sync(&config, ecosystem, source).await,
-        Command::Check { ecosystem, package } => check(&config, &ecosystem, &package),
+        Command::Check { ecosystem, package } => check(&config, &ecosystem, &package).await,
+        Command::Policy {
+            command: PolicyCommand::Check { file },
+        } => Ok(policy_check(&file)),
+        Command::Audit {
+            command: AuditCommand::Tail { lines, follow },
+        } => audit_tail(&config, lines, follow).await,
+        Command::Audit {
+            command:
+                AuditCommand::Query {
+                    package,
+                    action,
+                    since,
+                    ecosystem,
+                    rule,
+                    request_id,
+                },
+        } => audit_query(
+            &config,
+            &AuditFilter {
+                package,
+                action,
+                since,
+                ecosystem,
+                rule,
+                request_id,
+            },
+        ),
     }
 }
 
@@ -337,20 +423,34 @@ pub fn split_spec(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn check(config: &Config, ecosystem: &str, package: &str) -> anyhow::Result<ExitCode> {
+/// `pkggate check`: the real policy (PKGGATE_POLICY_FILE) with the mirror's intelligence,
+/// through the same gate path as `serve` and the `why` endpoint. Exit 0 allowed (or warned),
+/// 1 blocked, 2 error (bad policy, unreadable mirror).
+async fn check(config: &Config, ecosystem: &str, package: &str) -> anyhow::Result<ExitCode> {
     let eco = Ecosystem::parse_lenient(ecosystem)?;
     let (name, version) = split_spec(package);
     if name.is_empty() {
         anyhow::bail!("empty package name in {package:?}");
     }
-    let store = open_store(config)?;
-    let state = store.state(eco);
-    if !state.loaded() {
-        eprintln!(
-            "warning: the {eco} mirror has never been loaded (run `pkggate mirror sync`); verdicts are incomplete"
-        );
-    }
-    let rows = store.package_rows(eco, name)?;
+    let policy = match PolicyHandle::load(&config.policy_file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("pkggate: invalid policy: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let pstatus = policy.status();
+    let store = if config.mirror_enabled {
+        let store = open_store(config)?;
+        if !store.state(eco).loaded() {
+            eprintln!(
+                "warning: the {eco} mirror has never been loaded (run `pkggate mirror sync`); verdicts are incomplete"
+            );
+        }
+        Some(store)
+    } else {
+        None
+    };
     let describe = |f: &crate::intel::Finding| {
         let score = f
             .score
@@ -363,73 +463,430 @@ fn check(config: &Config, ecosystem: &str, package: &str) -> anyhow::Result<Exit
             .unwrap_or_default();
         format!("{} {}{score}{sev}", f.id, f.kind.as_str())
     };
-    match version {
-        Some(v) => {
-            let parsed = EcoVersion::parse(eco, v);
-            let hits: Vec<_> = rows
-                .iter()
-                .filter(|(_, m)| m.affects(eco, &parsed))
-                .map(|(f, _)| f)
-                .collect();
-            let blocking = hits.iter().find(|f| f.kind == AdvisoryKind::Malicious);
-            match blocking {
-                Some(f) => println!("{eco} {name}@{v}: blocked (block_malicious {})", f.id),
-                None => println!("{eco} {name}@{v}: allowed"),
-            }
-            for f in &hits {
-                println!("  {}", describe(f));
-            }
-            Ok(if blocking.is_some() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        None => {
-            let all_blocked = rows
-                .iter()
-                .any(|(f, m)| f.kind == AdvisoryKind::Malicious && m.covers_all_versions());
-            if rows.is_empty() {
-                println!("{eco} {name}: no advisories; every version allowed");
-            } else if all_blocked {
-                println!("{eco} {name}: every version blocked");
-            } else {
-                println!("{eco} {name}: some versions affected");
-            }
-            for (f, m) in &rows {
-                let which = if m.covers_all_versions() {
-                    "all versions".to_string()
-                } else {
-                    let mut parts: Vec<String> = m.versions.iter().take(8).cloned().collect();
-                    if m.versions.len() > 8 {
-                        parts.push(format!("… {} more", m.versions.len() - 8));
-                    }
-                    for r in &m.ranges {
-                        for i in &r.intervals {
-                            let lo = i
-                                .introduced
-                                .as_deref()
-                                .map(|x| format!(">={x}"))
-                                .unwrap_or_default();
-                            let hi = match (&i.fixed, &i.last_affected) {
-                                (Some(f), _) => format!(" <{f}"),
-                                (None, Some(l)) => format!(" <={l}"),
-                                _ => String::new(),
-                            };
-                            parts.push(format!("{lo}{hi}").trim().to_string());
-                        }
-                    }
-                    parts.join(", ")
-                };
-                println!("  {}: {which}", describe(f));
-            }
-            Ok(if all_blocked {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+    let Some(v) = version else {
+        return check_package(&policy, store.as_deref(), eco, name, &describe);
+    };
+    // The live fallback is not consulted: `check` answers offline from the mirror.
+    let gate = Gate {
+        intel: Arc::new(crate::intel::Intel { store, live: None }),
+        policy: policy.clone(),
+        audit: Arc::new(MemoryAudit::default()),
+        clock: Arc::new(now_unix),
+        audit_allowed_each: false,
+    };
+    let (d, intel, findings, revision) = gate.explain(eco, name, &VersionInput::bare(v)).await;
+    let verdict = match d.action {
+        Action::Block => "blocked",
+        Action::Warn => "allowed with a warning (monitor mode)",
+        Action::Allow => "allowed",
+    };
+    let source = d
+        .source
+        .as_deref()
+        .map(|s| format!(" [{s}]"))
+        .unwrap_or_default();
+    println!(
+        "{eco} {name}@{v}: {verdict} ({} {}{source})",
+        d.rule, d.reason
+    );
+    let file = if pstatus.defaults {
+        format!("{} (not found: 0.1.x defaults)", pstatus.file)
+    } else {
+        pstatus.file.clone()
+    };
+    println!("policy: {file}, revision {revision}");
+    match &intel {
+        IntelStatus::Available => println!("intel: available"),
+        IntelStatus::Unavailable { why } => println!("intel: unavailable ({why})"),
+    }
+    println!("trace:");
+    for step in &d.trace {
+        let outcome = match step.outcome {
+            Outcome::Matched => "matched",
+            Outcome::NotMatched => "not matched",
+            Outcome::Skipped => "skipped",
+            Outcome::Monitored => "monitored",
+        };
+        println!("  {:<24} {:<12} {}", step.rule, outcome, step.detail);
+    }
+    if !findings.is_empty() {
+        println!("findings:");
+        for f in &findings {
+            println!("  {}", describe(f));
         }
     }
+    println!(
+        "facts: publish time, repository and scripts unknown (`check` does not ask the upstream; \
+         GET /-/pkggate/why/{}/{name}/{v} on a running pkggate does)",
+        eco.key()
+    );
+    Ok(if d.is_blocked() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `check` without a version: every advisory of the package, and whether the policy blocks
+/// every version (a catch-all malicious report with `block_malicious` on).
+fn check_package(
+    policy: &PolicyHandle,
+    store: Option<&IntelStore>,
+    eco: Ecosystem,
+    name: &str,
+    describe: &dyn Fn(&crate::intel::Finding) -> String,
+) -> anyhow::Result<ExitCode> {
+    let Some(store) = store else {
+        anyhow::bail!(
+            "the mirror is disabled ({}=false): nothing to list; give a version to see the policy's decision",
+            crate::env::MIRROR_ENABLED
+        );
+    };
+    let p = policy.current();
+    let rows = store.package_rows(eco, name)?;
+    let all_blocked = p.settings(eco).block_malicious
+        && p.rule_mode(eco, Rule::BlockMalicious) == Mode::Enforce
+        && rows
+            .iter()
+            .any(|(f, m)| f.kind == AdvisoryKind::Malicious && m.covers_all_versions());
+    if rows.is_empty() {
+        println!("{eco} {name}: no advisories; every version allowed by intelligence");
+    } else if all_blocked {
+        println!("{eco} {name}: every version blocked");
+    } else {
+        println!("{eco} {name}: some versions affected");
+    }
+    for (f, m) in &rows {
+        let which = if m.covers_all_versions() {
+            "all versions".to_string()
+        } else {
+            let mut parts: Vec<String> = m.versions.iter().take(8).cloned().collect();
+            if m.versions.len() > 8 {
+                parts.push(format!("… {} more", m.versions.len() - 8));
+            }
+            for r in &m.ranges {
+                for i in &r.intervals {
+                    let lo = i
+                        .introduced
+                        .as_deref()
+                        .map(|x| format!(">={x}"))
+                        .unwrap_or_default();
+                    let hi = match (&i.fixed, &i.last_affected) {
+                        (Some(f), _) => format!(" <{f}"),
+                        (None, Some(l)) => format!(" <={l}"),
+                        _ => String::new(),
+                    };
+                    parts.push(format!("{lo}{hi}").trim().to_string());
+                }
+            }
+            parts.join(", ")
+        };
+        println!("  {}: {which}", describe(f));
+    }
+    Ok(if all_blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `pkggate policy check FILE`.
+fn policy_check(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let name = file.display().to_string();
+    let text = match String::from_utf8(text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{name}: not UTF-8: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match pkggate_policy::Policy::from_yaml(&text, &name) {
+        Ok(p) => {
+            for w in p.warnings() {
+                eprintln!("warning: {w}");
+            }
+            for e in p.expired_entries(now_unix()) {
+                eprintln!("warning: {name}: expired list entry {e:?}");
+            }
+            println!("{name}: ok (revision {})", p.revision());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn audit_path(config: &Config) -> anyhow::Result<std::path::PathBuf> {
+    if config.audit_log == "-" {
+        anyhow::bail!(
+            "the audit log goes to stdout ({}=-): nothing to read; pass --audit-log PATH",
+            crate::env::AUDIT_LOG
+        );
+    }
+    Ok(std::path::PathBuf::from(&config.audit_log))
+}
+
+fn report_skipped(skipped: &[crate::audit::read::Skipped]) {
+    for s in skipped {
+        eprintln!("warning: {s}");
+    }
+}
+
+/// `pkggate audit tail [-n N] [--follow]`.
+async fn audit_tail(config: &Config, lines: usize, follow: bool) -> anyhow::Result<ExitCode> {
+    use crate::audit::read;
+    use std::io::Write as _;
+    let path = audit_path(config)?;
+    let mut last: std::collections::VecDeque<String> =
+        std::collections::VecDeque::with_capacity(lines.min(100_000));
+    let mut push = |l: read::LogLine| {
+        if lines == 0 {
+            return;
+        }
+        if last.len() == lines {
+            last.pop_front();
+        }
+        last.push_back(l.text);
+    };
+    let files = read::log_files(&path)?;
+    if files.is_empty() && !follow {
+        anyhow::bail!("{}: no audit log", path.display());
+    }
+    let mut skipped = Vec::new();
+    for f in &files {
+        skipped.extend(read::read_file(f, &mut push)?);
+    }
+    // In follow mode a torn last line of the current file may be a write in progress.
+    let (torn_current, skipped): (Vec<_>, Vec<_>) = skipped
+        .into_iter()
+        .partition(|s| follow && matches!(s, read::Skipped::Torn { file, .. } if *file == path));
+    report_skipped(&skipped);
+    {
+        let mut out = std::io::stdout().lock();
+        for l in &last {
+            writeln!(out, "{l}")?;
+        }
+        out.flush()?;
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Follow: start after the last complete line of the current file.
+    let torn_bytes = torn_current
+        .iter()
+        .map(|s| match s {
+            read::Skipped::Torn { bytes, .. } => *bytes as u64,
+            _ => 0,
+        })
+        .sum::<u64>();
+    let mut follower = Follower::open(&path, torn_bytes)?;
+    loop {
+        follower.poll(&mut |text| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        })?;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// Reads what is appended to the log, across rotations.
+struct Follower {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+    ino: Option<u64>,
+    partial: Vec<u8>,
+}
+
+fn ino_of(m: &std::fs::Metadata) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
+}
+
+impl Follower {
+    /// Open `path` positioned `back` bytes before its end (a partial line to complete).
+    fn open(path: &std::path::Path, back: u64) -> std::io::Result<Follower> {
+        use std::io::Seek;
+        let mut f = Follower {
+            path: path.to_path_buf(),
+            file: None,
+            ino: None,
+            partial: Vec::new(),
+        };
+        if let Ok(mut file) = std::fs::File::open(path) {
+            let m = file.metadata()?;
+            file.seek(std::io::SeekFrom::Start(m.len().saturating_sub(back)))?;
+            f.ino = ino_of(&m);
+            f.file = Some(file);
+        }
+        Ok(f)
+    }
+
+    fn drain(&mut self, emit: &mut dyn FnMut(&str)) -> std::io::Result<()> {
+        use std::io::Read;
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let mut chunk = Vec::new();
+        file.read_to_end(&mut chunk)?;
+        self.partial.extend_from_slice(&chunk);
+        while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+            match crate::audit::read::parse_line(&text) {
+                Ok(Some(_)) => emit(&text),
+                Ok(None) => {}
+                Err(e) => eprintln!(
+                    "warning: {}: skipped a malformed line: {e}",
+                    self.path.display()
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, emit: &mut dyn FnMut(&str)) -> std::io::Result<()> {
+        self.drain(emit)?;
+        // Rotated or recreated: finish the old file (done above), then read the new one.
+        let now = std::fs::metadata(&self.path).ok();
+        let replaced = match (&now, self.ino) {
+            (Some(m), Some(ino)) => ino_of(m) != Some(ino),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let truncated = match (&now, self.file.as_mut()) {
+            (Some(m), Some(f)) => {
+                use std::io::Seek;
+                m.len() < f.stream_position()?
+            }
+            _ => false,
+        };
+        if replaced || truncated {
+            if !self.partial.is_empty() {
+                eprintln!(
+                    "warning: {}: skipped a torn last line ({} bytes without a newline)",
+                    self.path.display(),
+                    self.partial.len()
+                );
+                self.partial.clear();
+            }
+            self.file = std::fs::File::open(&self.path).ok();
+            self.ino = now.as_ref().and_then(ino_of);
+            self.drain(emit)?;
+        }
+        Ok(())
+    }
+}
+
+/// Filters of `pkggate audit query`.
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub package: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<String>,
+    pub ecosystem: Option<String>,
+    pub rule: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// `pkggate audit query …`: matching lines, oldest first, on stdout.
+fn audit_query(config: &Config, filter: &AuditFilter) -> anyhow::Result<ExitCode> {
+    use crate::audit::read;
+    use std::io::Write as _;
+    let path = audit_path(config)?;
+    let since = match &filter.since {
+        None => None,
+        Some(s) => Some(match read::parse_duration(s) {
+            Some(secs) => now_unix() - secs as i64,
+            None => read::parse_ts(s).ok_or_else(|| {
+                anyhow::anyhow!("--since {s:?}: expected 90s, 30m, 1h, 2d, 1w or an RFC 3339 time")
+            })?,
+        }),
+    };
+    let eco = filter
+        .ecosystem
+        .as_deref()
+        .map(Ecosystem::parse_lenient)
+        .transpose()?;
+    if let Some(a) = &filter.action
+        && !matches!(a.as_str(), "allow" | "block" | "warn")
+    {
+        anyhow::bail!("--action {a:?}: expected allow, block or warn");
+    }
+    if read::log_files(&path)?.is_empty() {
+        anyhow::bail!("{}: no audit log", path.display());
+    }
+    let field = |l: &read::LogLine, k: &str| -> Option<String> {
+        l.event.get(k).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let mut out = std::io::stdout().lock();
+    let mut matched = 0u64;
+    let mut write_error = None;
+    let skipped = read::read_log(&path, &mut |l| {
+        let line_eco = field(&l, "ecosystem").and_then(|e| Ecosystem::from_osv_name(&e));
+        if let Some(e) = eco
+            && line_eco != Some(e)
+        {
+            return;
+        }
+        if let Some(p) = &filter.package {
+            let got = field(&l, "package").unwrap_or_default();
+            let same = match line_eco {
+                Some(e) => e.normalize_name(&got) == e.normalize_name(p),
+                None => got == *p,
+            };
+            if !same {
+                return;
+            }
+        }
+        for (want, key) in [
+            (&filter.action, "action"),
+            (&filter.rule, "rule"),
+            (&filter.request_id, "request_id"),
+        ] {
+            if let Some(w) = want
+                && field(&l, key).as_deref() != Some(w.as_str())
+            {
+                return;
+            }
+        }
+        if let Some(since) = since {
+            match field(&l, "ts").as_deref().and_then(read::parse_ts) {
+                Some(t) if t >= since => {}
+                _ => return,
+            }
+        }
+        matched += 1;
+        if write_error.is_none()
+            && let Err(e) = writeln!(out, "{}", l.text)
+        {
+            write_error = Some(e);
+        }
+    })?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    out.flush()?;
+    report_skipped(&skipped);
+    eprintln!("{matched} matching lines");
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! The active policy: loaded at start-up (a broken file stops start-up), hot-reloaded by
-//! polling the file (content hash, so an unchanged rewrite is free), keeping the last good
-//! policy when a change is invalid or the file is deleted, and reporting that state.
+//! polling the file, keeping the last good policy when a change is invalid or the file is
+//! deleted, and reporting that state (log line, readiness detail, counters for metrics).
+//!
+//! The poller reads the file's bytes every interval and compares them with the bytes it saw
+//! last (policy files are small), so edits within one mtime tick, same-size rewrites and
+//! rapid successive edits are all seen; only changed bytes are parsed. The final state of a
+//! burst of edits wins because every poll looks at the current content.
 
 use pkggate_policy::Policy;
 use serde::Serialize;
@@ -13,12 +18,20 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PolicyStatus {
     pub file: String,
+    /// Revision (content hash) of the policy in effect.
     pub revision: String,
     /// The file did not exist at start-up: the 0.1.x defaults apply.
     pub defaults: bool,
+    /// Why the file on disk is not the policy in effect (invalid, unreadable, deleted);
+    /// `None` once the file is good again.
     pub last_reload_error: Option<String>,
+    /// Rejected changes (each distinct failure counts once).
     pub reload_failures: u64,
+    /// Changes that took effect.
     pub reloads: u64,
+    /// Non-fatal notes of the policy in effect (`file:line:col: …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -28,6 +41,7 @@ pub struct PolicyHandle {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyLoadError {
+    /// `file:line:col: message`.
     #[error("{0}")]
     Invalid(#[from] pkggate_policy::PolicyError),
     #[error("cannot read policy file {path}: {source}")]
@@ -40,13 +54,32 @@ pub enum PolicyLoadError {
 
 /// Load a policy file. A missing file means the 0.1.x defaults (as 0.1.x did).
 pub fn load_file(path: &Path) -> Result<Option<Policy>, PolicyLoadError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(Policy::from_yaml(&text, &path.display().to_string())?)),
+    match std::fs::read(path) {
+        Ok(bytes) => parse(path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(PolicyLoadError::Io {
             path: path.display().to_string(),
             source,
         }),
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Policy, PolicyLoadError> {
+    let name = path.display().to_string();
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        PolicyLoadError::Invalid(pkggate_policy::PolicyError {
+            file: name.clone(),
+            line: None,
+            column: None,
+            message: format!("not UTF-8: {e}"),
+        })
+    })?;
+    Ok(Policy::from_yaml(text, &name)?)
+}
+
+fn log_warnings(p: &Policy) {
+    for w in p.warnings() {
+        tracing::warn!("policy: {w}");
     }
 }
 
@@ -56,6 +89,7 @@ impl PolicyHandle {
             file: file.display().to_string(),
             revision: policy.revision().to_string(),
             defaults,
+            warnings: policy.warnings().to_vec(),
             ..Default::default()
         };
         PolicyHandle {
@@ -66,7 +100,10 @@ impl PolicyHandle {
     /// Start-up: load `file` (missing → defaults) or fail with the file's error.
     pub fn load(file: &Path) -> Result<PolicyHandle, PolicyLoadError> {
         Ok(match load_file(file)? {
-            Some(p) => PolicyHandle::new(p, file, false),
+            Some(p) => {
+                log_warnings(&p);
+                PolicyHandle::new(p, file, false)
+            }
             None => PolicyHandle::new(Policy::default(), file, true),
         })
     }
@@ -94,39 +131,66 @@ impl PolicyHandle {
 
     /// Re-read the file once. Returns true when a new policy took effect.
     pub fn reload(&self, file: &Path) -> bool {
-        let result = load_file(file);
+        let result = match std::fs::read(file) {
+            Ok(bytes) => Some(Ok(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(Err(e)),
+        };
+        self.apply(file, result)
+    }
+
+    /// Apply what reading `file` gave: `None` = the file does not exist.
+    fn apply(&self, file: &Path, read: Option<std::io::Result<Vec<u8>>>) -> bool {
+        let loaded = match read {
+            None => Ok(None),
+            Some(Ok(bytes)) => parse(file, &bytes).map(Some),
+            Some(Err(source)) => Err(PolicyLoadError::Io {
+                path: file.display().to_string(),
+                source,
+            }),
+        };
         let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        match result {
+        let (current, status) = &mut *guard;
+        match loaded {
             Ok(Some(p)) => {
-                guard.1.last_reload_error = None;
-                if p.revision() == guard.1.revision {
+                if status.last_reload_error.take().is_some() {
+                    tracing::info!(file = %file.display(), "policy file is valid again");
+                }
+                if p.revision() == status.revision && !status.defaults {
                     return false;
                 }
-                guard.1.revision = p.revision().to_string();
-                guard.1.defaults = false;
-                guard.1.reloads += 1;
-                tracing::info!(revision = %guard.1.revision, file = %file.display(), "policy reloaded");
-                guard.0 = Arc::new(p);
+                log_warnings(&p);
+                status.revision = p.revision().to_string();
+                status.defaults = false;
+                status.reloads += 1;
+                status.warnings = p.warnings().to_vec();
+                tracing::info!(revision = %status.revision, file = %file.display(), "policy reloaded");
+                *current = Arc::new(p);
                 true
             }
             Ok(None) => {
+                if status.defaults {
+                    // Never had a file: the defaults stay, nothing to report.
+                    return false;
+                }
                 let msg = format!(
-                    "{} was deleted; keeping the last good policy",
-                    file.display()
+                    "{} was deleted; keeping the last good policy (revision {})",
+                    file.display(),
+                    status.revision
                 );
-                if guard.1.last_reload_error.as_deref() != Some(msg.as_str()) && !guard.1.defaults {
+                if status.last_reload_error.as_deref() != Some(msg.as_str()) {
                     tracing::warn!("{msg}");
-                    guard.1.reload_failures += 1;
-                    guard.1.last_reload_error = Some(msg);
+                    status.reload_failures += 1;
+                    status.last_reload_error = Some(msg);
                 }
                 false
             }
             Err(e) => {
                 let msg = e.to_string();
-                if guard.1.last_reload_error.as_deref() != Some(msg.as_str()) {
-                    tracing::error!(error = %msg, "policy change rejected; keeping the last good policy");
-                    guard.1.reload_failures += 1;
-                    guard.1.last_reload_error = Some(msg);
+                if status.last_reload_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(error = %msg, revision = %status.revision, "policy change rejected; keeping the last good policy");
+                    status.reload_failures += 1;
+                    status.last_reload_error = Some(msg);
                 }
                 false
             }
@@ -142,7 +206,9 @@ impl PolicyHandle {
     ) -> tokio::task::JoinHandle<()> {
         let handle = self.clone();
         tokio::spawn(async move {
-            let mut last_seen: Option<(std::time::SystemTime, u64)> = None;
+            // What the last poll saw: `Some(None)` = missing, `Some(Some(bytes))` = content.
+            // Starts unknown so the first poll compares with the policy in effect.
+            let mut last: Option<Option<Vec<u8>>> = None;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
@@ -151,28 +217,26 @@ impl PolicyHandle {
                 if *shutdown.borrow() {
                     return;
                 }
-                // Cheap check first; the content hash decides (rapid edits within one mtime
-                // tick are caught because an unchanged stamp still re-reads every 10 polls).
-                let stamp = std::fs::metadata(&file)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())));
-                let force = rand_tick();
-                if stamp.is_some() && stamp == last_seen && !force {
+                let f = file.clone();
+                let Ok(read) = tokio::task::spawn_blocking(move || std::fs::read(&f)).await else {
+                    continue;
+                };
+                let seen = match &read {
+                    Ok(bytes) => Some(bytes.clone()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    // Unreadable: report every poll's error kind change via apply (deduped).
+                    Err(_) => {
+                        last = None;
+                        handle.apply(&file, Some(read));
+                        continue;
+                    }
+                };
+                if last.as_ref() == Some(&seen) {
                     continue;
                 }
-                last_seen = stamp;
-                let f = file.clone();
-                let h = handle.clone();
-                let _ = tokio::task::spawn_blocking(move || h.reload(&f)).await;
+                last = Some(seen.clone());
+                handle.apply(&file, seen.map(Ok));
             }
         })
     }
-}
-
-/// True every tenth call (per process), so a same-size edit within one mtime tick is still
-/// seen within ten intervals.
-fn rand_tick() -> bool {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed).is_multiple_of(10)
 }

@@ -27,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::future::BoxFuture;
 use pkggate_formats::Ecosystem;
-use pkggate_formats::cargo::{IndexFile, download_url, index_path, parse_index, parse_index_path, valid_name};
+use pkggate_formats::cargo::{
+    IndexFile, download_url, index_path, parse_index, parse_index_path, valid_name,
+};
 use pkggate_policy::Fact;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -302,7 +304,11 @@ async fn index(
             Some(r) if r.revisions == revisions && r.removed == verdict.removed => r.bytes.clone(),
             _ => {
                 let bytes = bytes::Bytes::from(parsed.render(body, &verdict.removed));
-                *slot = Some(Rendered { removed: verdict.removed.clone(), revisions: revisions.clone(), bytes: bytes.clone() });
+                *slot = Some(Rendered {
+                    removed: verdict.removed.clone(),
+                    revisions: revisions.clone(),
+                    bytes: bytes.clone(),
+                });
                 bytes
             }
         }
@@ -310,7 +316,9 @@ async fn index(
     // The ETag covers the upstream bytes, the versions removed and the revisions.
     let mut removed: Vec<&String> = verdict.removed.iter().collect();
     removed.sort();
-    let mut h = Sha256::new().chain_update(entry.hash.as_bytes()).chain_update(revisions.as_bytes());
+    let mut h = Sha256::new()
+        .chain_update(entry.hash.as_bytes())
+        .chain_update(revisions.as_bytes());
     for r in removed {
         h.update(r.as_bytes());
         h.update([0]);

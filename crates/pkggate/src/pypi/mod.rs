@@ -1,12 +1,67 @@
 //! The PyPI adapter (pip, uv, poetry, pdm): simple index, legacy JSON and file gates.
+//!
+//! Routes (merged into the main router):
+//! * `GET|HEAD /simple/` — the root index, streamed through [`pkggate_formats::pypi::RootFilter`]
+//!   (bounded memory); projects blocked outright are removed (see [`root`]).
+//! * `GET|HEAD /simple/<project>/` — PEP 691 JSON or PEP 503 HTML by `Accept` (or
+//!   `?format=`), exact `Content-Type`, `Vary: Accept`; non-normalised names and a missing
+//!   trailing slash answer 301 to the normal form. A project blocked outright (see [`root`])
+//!   is refused with 403 before upstream is asked. Upstream is asked for JSON first and may
+//!   answer either. Every version is decided (publish time = earliest `upload-time`);
+//!   forbidden versions leave `files` and `versions`; every file URL is rewritten (see
+//!   [`paths`]).
+//! * `GET /pypi/<project>/json`, `GET /pypi/<project>/<version>/json` — the legacy JSON API,
+//!   filtered the same way; a forbidden `<version>` is 404; upstream's 404 passes through.
+//! * `GET|HEAD /files/<project>/…/<filename>[.metadata]` — the file gate (see [`files`]).
+//!
+//! Files whose version cannot be derived from their filename are decided as version `""`:
+//! denylist entries for the whole project, internal namespaces and advisories that cover
+//! every version apply; otherwise they are allowed (and audited, like every file download).
+//!
+//! Caches (per server, bounded): the upstream project page per project (fresh for
+//! `PKGGATE_METADATA_MAX_AGE_SECONDS`, then revalidated with upstream's ETag), the rendered
+//! page per (project, representation) keyed by everything it depends on, the repository URL
+//! per project (only fetched when the policy's `require_repository_url` needs it), and the
+//! root block list per intelligence revision.
+
+pub mod files;
+pub mod paths;
+pub mod root;
 
 use crate::ecosystems::Adapter;
-use crate::gate::VersionInput;
-use crate::server::AppState;
+use crate::gate::{RequestKind, VersionInput, blocked_response};
+use crate::server::{AppState, RequestContext, json_response};
+use crate::upstream::UpstreamError;
 use axum::Router;
-use axum::response::Response;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use pkggate_formats::Ecosystem;
+use pkggate_formats::ecosystem::pep503_normalize;
+use pkggate_formats::pypi::{
+    FileEntry, Rewrite, SimpleFormat, negotiate, parse_legacy_json, parse_project_page,
+};
+use pkggate_formats::{EcoVersion, Ecosystem};
+use pkggate_policy::{Action, Decision, Fact};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use url::Url;
+
+pub use paths::{FileUrls, UrlSigner};
+
+/// Accept header pkggate sends for project pages: JSON first (PEP 833: HTML is frozen).
+pub const UPSTREAM_PAGE_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// Projects kept in each cache before it is cleared.
+const CACHE_PROJECTS: usize = 2048;
+/// Bytes of bodies kept in each of the page caches before it is cleared.
+const CACHE_BYTES: usize = 256 << 20;
 
 pub struct PypiAdapter;
 
@@ -16,15 +71,975 @@ impl Adapter for PypiAdapter {
     }
 
     fn routes(&self) -> Router<AppState> {
+        let shared = Arc::new(Shared::new(None));
+        let s1 = shared.clone();
+        let s2 = shared.clone();
+        let s3 = shared.clone();
+        let s4 = shared;
         Router::new()
+            .route(
+                "/simple",
+                get(|State(st): State<AppState>, req: Request| async move {
+                    if npm_owned(&req, "/simple") {
+                        return to_npm(st, req).await;
+                    }
+                    redirect(&simple_target(&req, "/simple/"))
+                }),
+            )
+            .route(
+                "/simple/",
+                get(move |State(st): State<AppState>, req: Request| {
+                    let sh = s1.clone();
+                    async move { root::serve_root(st, sh, req).await }
+                }),
+            )
+            .route(
+                "/simple/{*rest}",
+                get(move |State(st): State<AppState>, req: Request| {
+                    let sh = s2.clone();
+                    async move { serve_project(st, sh, req).await }
+                }),
+            )
+            .route(
+                "/pypi/{*rest}",
+                get(move |State(st): State<AppState>, req: Request| {
+                    let sh = s3.clone();
+                    async move { serve_legacy(st, sh, req).await }
+                }),
+            )
+            .route(
+                "/files/{*rest}",
+                get(move |State(st): State<AppState>, req: Request| {
+                    let sh = s4.clone();
+                    async move { files::serve_file(st, sh, req).await }
+                }),
+            )
     }
 
     fn version_facts<'a>(
         &'a self,
-        _state: &'a AppState,
-        _name: &'a str,
+        state: &'a AppState,
+        name: &'a str,
         version: &'a str,
     ) -> BoxFuture<'a, Result<VersionInput, Response>> {
-        Box::pin(async move { Ok(VersionInput::bare(version)) })
+        Box::pin(async move {
+            let shared = Shared::new(Some(&state.config));
+            let project = pep503_normalize(name).into_owned();
+            let mut input = VersionInput::bare(version);
+            input.lifecycle_scripts = Fact::Absent;
+            if let Some(page) = shared.project_page(state, &project).await? {
+                input.published_unix = page.info.published(version);
+            }
+            if state.policy.current().needs(Ecosystem::PyPI).repository_url {
+                input.repository_url = shared.repository_url(state, &project).await;
+            }
+            Ok(input)
+        })
     }
+}
+
+/// What the file gate needs to know about one listed file.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    pub url: String,
+    pub version: Option<String>,
+    pub sha256: Option<String>,
+    /// `Some(sha256 or None)` when a PEP 658 metadata file is listed.
+    pub core_metadata: Option<Option<String>>,
+    pub size: Option<u64>,
+}
+
+/// Facts of one project page, kept with the cached page.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectInfo {
+    pub files: HashMap<String, FileMeta>,
+    /// Versions (as first spelled) with their publish time.
+    pub versions: Vec<(String, Option<i64>)>,
+    /// Version key → publish time.
+    pub published: HashMap<String, Option<i64>>,
+    pub unknown_version_files: bool,
+    pub file_count: usize,
+}
+
+impl ProjectInfo {
+    pub fn published(&self, version: &str) -> Option<i64> {
+        self.published.get(&version_key(version)).copied().flatten()
+    }
+}
+
+/// An upstream project page (raw) and its facts.
+pub struct CachedPage {
+    pub fetched: Instant,
+    pub etag: Option<String>,
+    pub body: Bytes,
+    pub format: Option<SimpleFormat>,
+    pub url: String,
+    /// sha256 of the body (a validator component).
+    pub body_id: String,
+    pub info: ProjectInfo,
+}
+
+/// A new upstream body, not parsed yet.
+pub struct FreshPage {
+    pub body: Bytes,
+    pub format: Option<SimpleFormat>,
+    pub etag: Option<String>,
+    pub url: String,
+}
+
+/// What [`Shared::fetch_page`] found.
+pub enum PageFetch {
+    Cached(Arc<CachedPage>),
+    Fresh(FreshPage),
+    NotFound,
+}
+
+/// A rendered page, ready to serve.
+pub struct Rendered {
+    key: String,
+    body: Bytes,
+    blocked_versions: usize,
+}
+
+/// Per-server state of the adapter (caches and the URL scheme).
+pub struct Shared {
+    urls: Mutex<Option<FileUrls>>,
+    pages: Mutex<HashMap<String, Arc<CachedPage>>>,
+    rendered: Mutex<HashMap<(String, SimpleFormat), Arc<Rendered>>>,
+    repo: Mutex<HashMap<String, (Instant, Fact<String>)>>,
+    pub(crate) root_set: Mutex<Option<root::BlockSet>>,
+}
+
+/// PEP 440 lookup key of a version (non-PEP 440 versions: the string itself).
+pub fn version_key(v: &str) -> String {
+    if v.is_empty() {
+        return String::new();
+    }
+    EcoVersion::parse(Ecosystem::PyPI, v).key()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The request context set by the server middleware (a fallback when absent).
+pub(crate) fn context(req: &Request) -> RequestContext {
+    req.extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext {
+            request_id: "-".into(),
+            client_ip: "unknown".into(),
+            user_agent: None,
+        })
+}
+
+/// Whether a request under `/simple`, `/pypi` or `/files` is really npm's: npm owns the root
+/// namespace, and packages named `simple`, `pypi` or `files` exist there. Tarball paths
+/// (`/<name>/-/…`) always are; `/<name>` and `/<name>/<version-or-tag>` are when the client
+/// asks for JSON the npm way (PyPI clients ask for `vnd.pypi` types, or call `/pypi/…/json`).
+pub(crate) fn npm_owned(req: &Request, prefix: &str) -> bool {
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix(prefix)
+        .unwrap_or("")
+        .trim_start_matches('/');
+    if rest == "-" || rest.starts_with("-/") {
+        return true;
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let npm_accept = !accept.contains("vnd.pypi")
+        && (accept.contains("vnd.npm") || accept.contains("application/json"));
+    match prefix {
+        "/simple" => npm_accept && !rest.contains('/'),
+        "/files" => npm_accept && !rest.contains('/'),
+        _ => false,
+    }
+}
+
+/// Hand a request to the npm adapter (see [`npm_owned`]).
+pub(crate) async fn to_npm(state: AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let ctx = parts.extensions.get::<RequestContext>().cloned();
+    crate::npm::fallback(
+        State(state),
+        ctx.map(axum::Extension),
+        parts.method,
+        parts.uri,
+        parts.headers,
+        body,
+    )
+    .await
+}
+
+/// 400 with a JSON reason.
+pub(crate) fn bad_request(why: impl std::fmt::Display) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        json!({"error": format!("bad_request: {why}")}),
+    )
+}
+
+pub(crate) fn not_found_because(why: impl std::fmt::Display) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({"error": "Not found", "reason": why.to_string()}),
+    )
+}
+
+/// 502 for an upstream document pkggate cannot use.
+pub(crate) fn bad_upstream(url: &str, e: impl std::fmt::Display) -> Response {
+    UpstreamError::Other {
+        url: url.to_string(),
+        message: format!("unusable document: {e}"),
+    }
+    .response()
+}
+
+/// Upstream status → our answer (404 passes through, the rest is a 502).
+pub(crate) fn upstream_status(url: &str, status: StatusCode) -> Response {
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        return crate::server::not_found();
+    }
+    UpstreamError::Other {
+        url: url.to_string(),
+        message: format!("answered HTTP {}", status.as_u16()),
+    }
+    .response()
+}
+
+fn redirect(location: &str) -> Response {
+    let mut r = (StatusCode::MOVED_PERMANENTLY, "").into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn simple_target(req: &Request, path: &str) -> String {
+    match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
+
+/// A project name as a client may write it (before normalisation).
+pub(crate) fn valid_project_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.bytes().any(|b| b.is_ascii_alphanumeric())
+}
+
+/// The public base for rewritten URLs (`X-Forwarded-*` only when trusted).
+pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
+    if state.config.trust_forwarded_headers
+        && let Some(host) = headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+    {
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .map(|p| p.split(',').next().unwrap_or("").trim())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http");
+        return format!("{proto}://{host}");
+    }
+    state.config.public_base(Ecosystem::PyPI)
+}
+
+fn sha_hex(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Build the facts of a parsed page.
+fn project_info(page: &pkggate_formats::pypi::ProjectPage<'_>) -> ProjectInfo {
+    let facts = page.facts();
+    let mut info = ProjectInfo {
+        unknown_version_files: facts.unknown_version_files > 0,
+        file_count: page.files.len(),
+        ..Default::default()
+    };
+    for v in &facts.versions {
+        let t = v.earliest_upload.as_ref().map(|u| u.unix_seconds);
+        info.versions.push((v.version.clone(), t));
+        info.published.insert(version_key(&v.version), t);
+    }
+    for f in &page.files {
+        info.files.insert(f.filename.clone(), file_meta(f));
+    }
+    info
+}
+
+fn file_meta(f: &FileEntry) -> FileMeta {
+    FileMeta {
+        url: f.url.clone(),
+        version: f.version.clone(),
+        sha256: f.sha256().map(str::to_ascii_lowercase),
+        core_metadata: f
+            .core_metadata
+            .as_ref()
+            .map(|h| h.get("sha256").map(|s| s.to_ascii_lowercase())),
+        size: f.size,
+    }
+}
+
+impl Shared {
+    pub fn new(config: Option<&crate::config::Config>) -> Shared {
+        let s = Shared {
+            urls: Mutex::new(None),
+            pages: Mutex::new(HashMap::new()),
+            rendered: Mutex::new(HashMap::new()),
+            repo: Mutex::new(HashMap::new()),
+            root_set: Mutex::new(None),
+        };
+        if let Some(c) = config {
+            s.urls(c);
+        }
+        s
+    }
+
+    /// The URL scheme (built on first use from the configuration).
+    pub fn urls(&self, config: &crate::config::Config) -> FileUrls {
+        let mut g = lock(&self.urls);
+        if let Some(u) = g.as_ref() {
+            return u.clone();
+        }
+        let signer = if config.mirror_enabled {
+            let dir = config
+                .mirror_db
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| std::path::PathBuf::from("."));
+            UrlSigner::persistent(&dir.join("pypi-url.key"))
+        } else {
+            UrlSigner::random()
+        };
+        let u = FileUrls::new(&config.pypi_upstream_files, signer);
+        *g = Some(u.clone());
+        u
+    }
+
+    fn page_url(state: &AppState, project: &str) -> Result<Url, url::ParseError> {
+        let mut base = state.config.pypi_upstream_simple.clone();
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        base.join(&format!("{project}/"))
+    }
+
+    /// The upstream project page: cached while fresh, revalidated with upstream's ETag, else
+    /// fetched. `Ok(None)`: upstream has no such project (404).
+    pub async fn project_page(
+        &self,
+        state: &AppState,
+        project: &str,
+    ) -> Result<Option<Arc<CachedPage>>, Response> {
+        match self.fetch_page(state, project).await? {
+            PageFetch::Cached(c) => Ok(Some(c)),
+            PageFetch::NotFound => Ok(None),
+            PageFetch::Fresh(f) => {
+                let parsed = parse_project_page(project, &f.body, f.format, &f.url)
+                    .map_err(|e| bad_upstream(&f.url, e))?;
+                Ok(Some(self.store_fresh(project, &f, &parsed)))
+            }
+        }
+    }
+
+    /// The cached page while fresh (or revalidated), else upstream's new body (unparsed:
+    /// the caller parses it once and stores it with [`Shared::store_fresh`]).
+    pub(crate) async fn fetch_page(
+        &self,
+        state: &AppState,
+        project: &str,
+    ) -> Result<PageFetch, Response> {
+        let max_age = state.config.metadata_max_age;
+        let cached = lock(&self.pages).get(project).cloned();
+        if let Some(c) = &cached
+            && c.fetched.elapsed() < max_age
+        {
+            return Ok(PageFetch::Cached(c.clone()));
+        }
+        let url = Self::page_url(state, project)
+            .map_err(|e| bad_request(format!("cannot build the upstream URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(UPSTREAM_PAGE_ACCEPT),
+        );
+        if let Some(etag) = cached
+            .as_ref()
+            .and_then(|c| c.etag.as_deref())
+            .and_then(|e| HeaderValue::from_str(e).ok())
+        {
+            headers.insert(header::IF_NONE_MATCH, etag);
+        }
+        let doc = state
+            .upstream
+            .get_document(url.clone(), &headers)
+            .await
+            .map_err(|e| e.response())?;
+        if doc.status == StatusCode::NOT_MODIFIED
+            && let Some(c) = cached
+        {
+            let fresh = Arc::new(CachedPage {
+                fetched: Instant::now(),
+                etag: c.etag.clone(),
+                body: c.body.clone(),
+                format: c.format,
+                url: c.url.clone(),
+                body_id: c.body_id.clone(),
+                info: c.info.clone(),
+            });
+            self.store_page(project, fresh.clone());
+            return Ok(PageFetch::Cached(fresh));
+        }
+        if doc.status == StatusCode::NOT_FOUND || doc.status == StatusCode::GONE {
+            lock(&self.pages).remove(project);
+            return Ok(PageFetch::NotFound);
+        }
+        if !doc.status.is_success() {
+            return Err(upstream_status(url.as_str(), doc.status));
+        }
+        Ok(PageFetch::Fresh(FreshPage {
+            format: doc
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(SimpleFormat::from_media_type),
+            etag: doc
+                .headers
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            url: doc.url.to_string(),
+            body: doc.body,
+        }))
+    }
+
+    /// Cache a freshly fetched page with the facts of its parse.
+    pub(crate) fn store_fresh(
+        &self,
+        project: &str,
+        f: &FreshPage,
+        parsed: &pkggate_formats::pypi::ProjectPage<'_>,
+    ) -> Arc<CachedPage> {
+        let page = Arc::new(CachedPage {
+            fetched: Instant::now(),
+            etag: f.etag.clone(),
+            body_id: sha_hex(&[&f.body]),
+            body: f.body.clone(),
+            format: f.format,
+            url: f.url.clone(),
+            info: project_info(parsed),
+        });
+        self.store_page(project, page.clone());
+        page
+    }
+
+    fn store_page(&self, project: &str, page: Arc<CachedPage>) {
+        let mut g = lock(&self.pages);
+        let bytes: usize = g.values().map(|p| p.body.len()).sum();
+        if (g.len() >= CACHE_PROJECTS && !g.contains_key(project))
+            || bytes + page.body.len() > CACHE_BYTES
+        {
+            g.clear();
+        }
+        g.insert(project.to_string(), page);
+    }
+
+    /// The repository URL of a project (legacy JSON `info`), cached; `Unknown` when the
+    /// legacy document cannot be had.
+    pub async fn repository_url(&self, state: &AppState, project: &str) -> Fact<String> {
+        if let Some((at, f)) = lock(&self.repo).get(project)
+            && at.elapsed() < state.config.metadata_max_age
+        {
+            return f.clone();
+        }
+        let Ok(url) = legacy_url(state, project, None) else {
+            return Fact::Unknown;
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let fact = match state.upstream.get_document(url.clone(), &headers).await {
+            Ok(doc) if doc.status.is_success() => {
+                match parse_legacy_json(project, &doc.body, doc.url.as_str()) {
+                    Ok(d) => match d.repository_url() {
+                        Some(u) => Fact::Present(u.to_string()),
+                        None => Fact::Absent,
+                    },
+                    Err(_) => Fact::Unknown,
+                }
+            }
+            _ => Fact::Unknown,
+        };
+        self.store_repo(project, fact.clone());
+        fact
+    }
+
+    fn store_repo(&self, project: &str, fact: Fact<String>) {
+        let mut g = lock(&self.repo);
+        if g.len() >= CACHE_PROJECTS {
+            g.clear();
+        }
+        g.insert(project.to_string(), (Instant::now(), fact));
+    }
+}
+
+/// The inputs for every version of a page (plus `""` for files of unknown version).
+pub(crate) fn page_inputs(info: &ProjectInfo, repo: &Fact<String>) -> Vec<VersionInput> {
+    let mut inputs: Vec<VersionInput> = info
+        .versions
+        .iter()
+        .map(|(v, t)| VersionInput {
+            version: v.clone(),
+            published_unix: *t,
+            repository_url: repo.clone(),
+            lifecycle_scripts: Fact::Absent,
+        })
+        .collect();
+    if info.unknown_version_files {
+        inputs.push(VersionInput {
+            version: String::new(),
+            published_unix: None,
+            repository_url: repo.clone(),
+            lifecycle_scripts: Fact::Absent,
+        });
+    }
+    inputs
+}
+
+fn removed_keys(inputs: &[VersionInput], decisions: &[Decision]) -> HashSet<String> {
+    inputs
+        .iter()
+        .zip(decisions)
+        .filter(|(_, d)| d.action == Action::Block)
+        .map(|(v, _)| version_key(&v.version))
+        .collect()
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+fn page_headers(r: &mut Response, content_type: &str, etag: &str, max_age: u64) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(v) = HeaderValue::from_str(&format!("max-age={max_age}")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+}
+
+/// `GET|HEAD /simple/<project>/`.
+async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Response {
+    if npm_owned(&req, "/simple") {
+        return to_npm(state, req).await;
+    }
+    let raw = req.uri().path().strip_prefix("/simple/").unwrap_or("");
+    let (seg, slash) = match raw.split_once('/') {
+        Some((s, "")) => (s, true),
+        Some(_) => return not_found_because("no such index page"),
+        None => (raw, false),
+    };
+    let name = match paths::check_segment(seg) {
+        Ok(n) => n,
+        Err(e) => return bad_request(e),
+    };
+    if !valid_project_name(&name) {
+        return bad_request("invalid project name");
+    }
+    let project = pep503_normalize(&name).into_owned();
+    if project != name || !slash {
+        return redirect(&simple_target(&req, &format!("/simple/{project}/")));
+    }
+    let format = query_format(&req).unwrap_or_else(|| {
+        negotiate(
+            req.headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )
+    });
+    let ctx = context(&req);
+    // Blocked outright (denylist, internal namespace, an advisory covering every version):
+    // refused without asking upstream (which may not even have it any more).
+    let set = root::block_set(&state, &shared).await;
+    if root::blocked_outright(
+        &state.policy.current(),
+        &set.catch_all,
+        &project,
+        (state.gate.clock)(),
+    ) {
+        let input = VersionInput {
+            version: String::new(),
+            published_unix: None,
+            repository_url: Fact::Unknown,
+            lifecycle_scripts: Fact::Absent,
+        };
+        match state
+            .gate
+            .decide_one(
+                Ecosystem::PyPI,
+                &project,
+                &input,
+                &ctx.info(RequestKind::SimpleIndex),
+            )
+            .await
+        {
+            Ok((d, _)) if d.is_blocked() => {
+                return blocked_response(Ecosystem::PyPI, &project, None, &d, &ctx.request_id);
+            }
+            Ok(_) => {}
+            Err(e) => return e.response(),
+        }
+    }
+    // A fresh upstream body is parsed once: for its facts and for rendering.
+    let (cached, fresh) = match shared.fetch_page(&state, &project).await {
+        Ok(PageFetch::Cached(c)) => (Some(c), None),
+        Ok(PageFetch::Fresh(f)) => (None, Some(f)),
+        Ok(PageFetch::NotFound) => return crate::server::not_found(),
+        Err(r) => return r,
+    };
+    let fresh_parsed = match &fresh {
+        Some(f) => match parse_project_page(&project, &f.body, f.format, &f.url) {
+            Ok(p) => Some(p),
+            Err(e) => return bad_upstream(&f.url, e),
+        },
+        None => None,
+    };
+    let page = match (cached, &fresh, &fresh_parsed) {
+        (Some(c), _, _) => c,
+        (None, Some(f), Some(p)) => shared.store_fresh(&project, f, p),
+        _ => return bad_upstream(&project, "no page"),
+    };
+    let policy = state.policy.current();
+    let repo = if policy.needs(Ecosystem::PyPI).repository_url {
+        shared.repository_url(&state, &project).await
+    } else {
+        Fact::Unknown
+    };
+    let inputs = page_inputs(&page.info, &repo);
+    let verdict = match state
+        .gate
+        .decide_package(
+            Ecosystem::PyPI,
+            &project,
+            &inputs,
+            &ctx.info(RequestKind::SimpleIndex),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return e.response(),
+    };
+    let removed = removed_keys(&inputs, &verdict.decisions);
+    let base = public_base(&state, req.headers());
+    let mut sorted: Vec<&String> = removed.iter().collect();
+    sorted.sort();
+    let removed_list = sorted
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let key = sha_hex(&[
+        page.body_id.as_bytes(),
+        format.content_type().as_bytes(),
+        removed_list.as_bytes(),
+        base.as_bytes(),
+    ]);
+    let etag = format!(
+        "\"{}\"",
+        &sha_hex(&[key.as_bytes(), verdict.revisions().as_bytes()])[..32]
+    );
+    let max_age = state.config.metadata_max_age.as_secs();
+
+    // Every version blocked while upstream had files: say why instead of an empty page.
+    if page.info.file_count > 0 {
+        let all_blocked = !inputs.is_empty() && inputs.len() == verdict.removed.len();
+        if all_blocked
+            && let Some((v, d)) = inputs
+                .iter()
+                .zip(&verdict.decisions)
+                .find(|(_, d)| d.is_blocked())
+        {
+            return blocked_response(
+                Ecosystem::PyPI,
+                &project,
+                Some(v.version.as_str()).filter(|s| !s.is_empty()),
+                d,
+                &ctx.request_id,
+            );
+        }
+    }
+    if etag_matches(req.headers(), &etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        page_headers(&mut r, format.content_type(), &etag, max_age);
+        return r;
+    }
+    let cached = lock(&shared.rendered)
+        .get(&(project.clone(), format))
+        .filter(|r| r.key == key)
+        .cloned();
+    let rendered = match cached {
+        Some(r) => r,
+        None => {
+            let urls = shared.urls(&state.config);
+            let reparsed;
+            let parsed = match &fresh_parsed {
+                Some(p) => p,
+                None => {
+                    reparsed =
+                        match parse_project_page(&project, &page.body, page.format, &page.url) {
+                            Ok(p) => p,
+                            Err(e) => return bad_upstream(&page.url, e),
+                        };
+                    &reparsed
+                }
+            };
+            let keep_file = |f: &FileEntry| match &f.version {
+                Some(v) => !removed.contains(&version_key(v)),
+                None => !removed.contains(""),
+            };
+            let keep_version = |v: &str| !removed.contains(&version_key(v));
+            let file_url =
+                |f: &FileEntry| format!("{base}{}", urls.path_for(&project, &f.url, &f.filename));
+            let rw = Rewrite {
+                keep_file: &keep_file,
+                keep_version: &keep_version,
+                file_url: &file_url,
+            };
+            let out = match parsed.render(format, &rw) {
+                Ok(o) => o,
+                Err(e) => return bad_upstream(&page.url, e),
+            };
+            let r = Arc::new(Rendered {
+                key: key.clone(),
+                body: Bytes::from(out.body),
+                blocked_versions: out.removed_versions.len(),
+            });
+            let mut g = lock(&shared.rendered);
+            let bytes: usize = g.values().map(|r| r.body.len()).sum();
+            if g.len() >= CACHE_PROJECTS || bytes + r.body.len() > CACHE_BYTES {
+                g.clear();
+            }
+            g.insert((project.clone(), format), r.clone());
+            r
+        }
+    };
+    let mut r = Response::new(Body::from(rendered.body.clone()));
+    page_headers(&mut r, format.content_type(), &etag, max_age);
+    if let Ok(v) = HeaderValue::from_str(&rendered.blocked_versions.to_string()) {
+        r.headers_mut().insert("x-pkggate-blocked-versions", v);
+    }
+    r
+}
+
+/// `?format=<media type>` (PEP 691's optional URL parameter).
+fn query_format(req: &Request) -> Option<SimpleFormat> {
+    let q = req.uri().query()?;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "format")
+            .then(|| paths::percent_decode(v))
+            .flatten()
+            .and_then(|v| SimpleFormat::from_media_type(&v))
+    })
+}
+
+fn legacy_url(
+    state: &AppState,
+    project: &str,
+    version: Option<&str>,
+) -> Result<Url, url::ParseError> {
+    let mut base = state.config.pypi_upstream_simple.clone();
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    let rel = match version {
+        Some(v) => format!("../pypi/{project}/{}/json", paths::encode_segment(v)),
+        None => format!("../pypi/{project}/json"),
+    };
+    base.join(&rel)
+}
+
+/// `GET /pypi/<project>/json` and `/pypi/<project>/<version>/json`.
+async fn serve_legacy(state: AppState, shared: Arc<Shared>, req: Request) -> Response {
+    if npm_owned(&req, "/pypi") {
+        return to_npm(state, req).await;
+    }
+    let raw = req.uri().path().strip_prefix("/pypi/").unwrap_or("");
+    let segs: Vec<&str> = raw.split('/').collect();
+    let (name_raw, version_raw) = match segs.as_slice() {
+        [n, "json"] => (*n, None),
+        [n, v, "json"] => (*n, Some(*v)),
+        _ => return not_found_because("no such legacy JSON document"),
+    };
+    let name = match paths::check_segment(name_raw) {
+        Ok(n) => n,
+        Err(e) => return bad_request(e),
+    };
+    if !valid_project_name(&name) {
+        return bad_request("invalid project name");
+    }
+    let version = match version_raw.map(paths::check_segment).transpose() {
+        Ok(v) => v,
+        Err(e) => return bad_request(e),
+    };
+    if version
+        .as_deref()
+        .is_some_and(|v| v.len() > 128 || v.chars().any(char::is_whitespace))
+    {
+        return bad_request("invalid version");
+    }
+    let project = pep503_normalize(&name).into_owned();
+    if project != name {
+        let loc = match &version {
+            Some(v) => format!("/pypi/{project}/{}/json", paths::encode_segment(v)),
+            None => format!("/pypi/{project}/json"),
+        };
+        return redirect(&loc);
+    }
+    let ctx = context(&req);
+    let url = match legacy_url(&state, &project, version.as_deref()) {
+        Ok(u) => u,
+        Err(e) => return bad_request(format!("cannot build the upstream URL: {e}")),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let doc = match state.upstream.get_document(url.clone(), &headers).await {
+        Ok(d) => d,
+        Err(e) => return e.response(),
+    };
+    if !doc.status.is_success() {
+        return upstream_status(url.as_str(), doc.status);
+    }
+    let parsed = match parse_legacy_json(&project, &doc.body, doc.url.as_str()) {
+        Ok(p) => p,
+        Err(e) => return bad_upstream(url.as_str(), e),
+    };
+    let repo = match parsed.repository_url() {
+        Some(u) => Fact::Present(u.to_string()),
+        None => Fact::Absent,
+    };
+    if version.is_none() {
+        shared.store_repo(&project, repo.clone());
+    }
+    let facts = parsed.facts();
+    let mut inputs: Vec<VersionInput> = facts
+        .versions
+        .iter()
+        .map(|v| VersionInput {
+            version: v.version.clone(),
+            published_unix: v.earliest_upload.as_ref().map(|u| u.unix_seconds),
+            repository_url: repo.clone(),
+            lifecycle_scripts: Fact::Absent,
+        })
+        .collect();
+    if let (Some(v), true) = (&parsed.info_version, inputs.is_empty()) {
+        inputs.push(VersionInput {
+            version: v.clone(),
+            repository_url: repo.clone(),
+            lifecycle_scripts: Fact::Absent,
+            ..Default::default()
+        });
+    }
+    let verdict = match state
+        .gate
+        .decide_package(
+            Ecosystem::PyPI,
+            &project,
+            &inputs,
+            &ctx.info(RequestKind::LegacyJson),
+        )
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return e.response(),
+    };
+    let removed = removed_keys(&inputs, &verdict.decisions);
+    let base = public_base(&state, req.headers());
+    let urls = shared.urls(&state.config);
+    let keep_file = |f: &FileEntry| {
+        f.version
+            .as_deref()
+            .is_none_or(|v| !removed.contains(&version_key(v)))
+    };
+    let keep_version = |v: &str| !removed.contains(&version_key(v));
+    let file_url =
+        |f: &FileEntry| format!("{base}{}", urls.path_for(&project, &f.url, &f.filename));
+    let rw = Rewrite {
+        keep_file: &keep_file,
+        keep_version: &keep_version,
+        file_url: &file_url,
+    };
+    let out = match parsed.render(&rw) {
+        Ok(o) => o,
+        Err(e) => return bad_upstream(url.as_str(), e),
+    };
+    let nothing_left = version.is_none() && out.versions_kept == 0 && !removed.is_empty();
+    if nothing_left || (version.is_some() && out.upstream_version_removed) {
+        let why = inputs
+            .iter()
+            .zip(&verdict.decisions)
+            .find(|(_, d)| d.is_blocked())
+            .map(|(_, d)| format!("blocked_by_pkggate: {} {}", d.rule, d.reason))
+            .unwrap_or_else(|| "blocked_by_pkggate".into());
+        return not_found_because(why);
+    }
+    let etag = format!(
+        "\"{}\"",
+        &sha_hex(&[
+            out.body.as_bytes(),
+            verdict.revisions().as_bytes(),
+            b"legacy"
+        ])[..32]
+    );
+    let max_age = state.config.metadata_max_age.as_secs();
+    if etag_matches(req.headers(), &etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        page_headers(&mut r, "application/json", &etag, max_age);
+        return r;
+    }
+    let mut r = Response::new(Body::from(out.body));
+    page_headers(&mut r, "application/json", &etag, max_age);
+    if let Ok(v) = HeaderValue::from_str(&out.removed_versions.len().to_string()) {
+        r.headers_mut().insert("x-pkggate-blocked-versions", v);
+    }
+    r
 }

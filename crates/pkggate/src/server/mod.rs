@@ -23,6 +23,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod why;
+
 /// Everything a handler may use. Services are injected: tests build an `AppState` with fake
 /// upstreams, an in-memory audit sink, a fixed clock or policy.
 #[derive(Clone)]
@@ -101,7 +103,8 @@ async fn request_context(
 pub fn router(state: AppState) -> Router {
     let mut app: Router<AppState> = Router::new()
         .route("/-/pkggate/health", get(health))
-        .route("/-/pkggate/ready", get(ready));
+        .route("/-/pkggate/ready", get(ready))
+        .route("/-/pkggate/why/{ecosystem}/{*rest}", get(why::why));
     for adapter in crate::ecosystems::adapters(&state.config) {
         app = app.merge(adapter.routes());
     }
@@ -167,6 +170,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     if !state.config.mirror_enabled && !state.config.live_fallback_enabled {
         all_ok = false;
     }
+    // An unwritable audit log fails readiness; a rejected policy change is reported (the
+    // last good policy keeps serving, so it does not take the instance out of rotation).
+    let audit = state.audit.status();
+    all_ok &= audit.healthy;
+    let policy = state.policy.status();
     let status = if all_ok {
         StatusCode::OK
     } else {
@@ -179,6 +187,8 @@ async fn ready(State(state): State<AppState>) -> Response {
             "mirror_enabled": state.config.mirror_enabled,
             "live_fallback_enabled": state.config.live_fallback_enabled,
             "intel": eco,
+            "policy": policy,
+            "audit": audit,
         }),
     )
 }
@@ -238,15 +248,23 @@ pub fn build_state(config: Arc<Config>) -> anyhow::Result<(AppState, Option<Arc<
     if policy.status().defaults {
         tracing::warn!(file = %config.policy_file.display(), "policy file not found; using the 0.1.x defaults");
     }
+    // An unwritable log does not stop start-up: readiness fails and, with fail_closed,
+    // the gates refuse until it heals (the writer retries).
     let audit: Arc<dyn AuditSink> = Arc::new(
         AuditLog::start(AuditOptions {
-            target: config.audit_log.clone(),
-            fsync: config.audit_fsync,
             max_bytes: config.audit_max_bytes,
             keep_files: config.audit_keep_files,
+            ..AuditOptions::new(&config.audit_log, config.audit_fsync)
         })
-        .map_err(|e| anyhow::anyhow!("cannot open audit log {}: {e}", config.audit_log))?,
+        .map_err(|e| anyhow::anyhow!("cannot start the audit writer: {e}"))?,
     );
+    let audit_status = audit.status();
+    if !audit_status.healthy {
+        tracing::error!(
+            error = audit_status.last_error.as_deref().unwrap_or(""),
+            "audit log unwritable; not ready until it can be written"
+        );
+    }
     let intel: Arc<dyn IntelSource> = intel;
     let gate = Arc::new(Gate {
         intel: intel.clone(),

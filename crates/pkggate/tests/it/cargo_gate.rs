@@ -52,12 +52,15 @@ pub fn make_crate(name: &str, version: &str) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
+/// (crate, version) → `.crate` bytes.
+type Crates = HashMap<(String, String), Vec<u8>>;
+
 #[derive(Clone, Default)]
 pub struct FakeCargo {
     /// crate → index file body
     pub index: Arc<Mutex<HashMap<String, String>>>,
     /// (crate, version) → bytes served
-    pub crates: Arc<Mutex<HashMap<(String, String), Vec<u8>>>>,
+    pub crates: Arc<Mutex<Crates>>,
     pub index_requests: Arc<AtomicU64>,
     pub downloads: Arc<AtomicU64>,
     pub not_modified: Arc<AtomicU64>,
@@ -573,4 +576,72 @@ async fn real_cargo_end_to_end() {
     .await
     .unwrap();
     assert!(!ok, "a tampered crate must fail the fetch: {out}");
+}
+
+/// Live smoke test against the public crates.io index (its address from the configuration's
+/// defaults). Runs only with `PKGGATE_LIVE=1`: CI machines reach the registry, developer
+/// laptops may not.
+#[tokio::test]
+async fn live_cargo_fetch_through_pkggate() {
+    if std::env::var("PKGGATE_LIVE").as_deref() != Ok("1") {
+        eprintln!("skipped: set PKGGATE_LIVE=1 to run the live cargo smoke test");
+        return;
+    }
+    let mirror = TempMirror::new();
+    mirror
+        .sync(CratesIo, osv("crates.io", "all.zip").to_str().unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut raw = RawInputs::default();
+    raw.env.insert(env::PORT.into(), addr.port().to_string());
+    let config = Arc::new(Config::load(&raw).unwrap());
+    let audit = MemoryAudit::default();
+    let intel: Arc<dyn IntelSource> = Arc::new(Intel {
+        store: Some(mirror.store.clone()),
+        live: None,
+    });
+    let policy = PolicyHandle::fixed(pkggate_policy::Policy::default());
+    let gate = Arc::new(Gate {
+        intel: intel.clone(),
+        policy: policy.clone(),
+        audit: Arc::new(audit.clone()),
+        clock: Arc::new(now_unix),
+        audit_allowed_each: false,
+    });
+    let upstream = Arc::new(Upstream::new(
+        config.upstream_timeout,
+        config.max_document_bytes,
+        &config.upstream_bases(),
+    ));
+    let state = AppState {
+        config,
+        intel,
+        gate,
+        upstream,
+        policy,
+        audit: Arc::new(audit.clone()),
+    };
+    let running = start_with(listener, state, None).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::create_dir_all(dir.path().join(".cargo")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \"live\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"1\"\n").unwrap();
+    std::fs::write(dir.path().join(".cargo/config.toml"), format!("[source.crates-io]\nreplace-with = \"pkggate\"\n[source.pkggate]\nregistry = \"sparse+{base}/cargo/\"\n")).unwrap();
+    let d = dir.path().to_path_buf();
+    let (ok, out) = tokio::task::spawn_blocking(move || run_cargo(&d, &["fetch"]))
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    // A malicious crate from the bundle is refused at the download gate without an upstream request.
+    let r = reqwest::get(format!(
+        "{base}/cargo/api/v1/crates/rustdecimal/1.23.1/download"
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+    running.stop().await.unwrap();
 }

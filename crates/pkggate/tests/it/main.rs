@@ -1,9 +1,27 @@
 //! The one integration test binary: fake upstreams on 127.0.0.1:0, real bundles and
 //! recorded documents from `../shared/`.
 
+mod audit_gate;
+mod audit_writer;
+mod cargo_gate;
 mod cli;
 mod intel_refresh;
 mod intel_sample;
 mod live;
+mod npm_e2e;
+mod npm_fake;
+mod npm_gate;
+mod policy_cli;
+mod policy_reload;
+mod policy_why;
+mod pypi_e2e;
+mod pypi_fake;
+mod pypi_gate;
+mod pypi_live;
 mod serve;
 mod support;
+
+/// RFC 3339 for `now - secs` (fresh publish times in tests).
+pub fn timefmt_now_minus(secs: i64) -> String {
+    pkggate::timefmt::rfc3339(pkggate::intel::now_unix() - secs)
+}

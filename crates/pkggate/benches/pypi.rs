@@ -1,0 +1,421 @@
+//! PyPI benchmarks (issue 4). Run:
+//!
+//! ```text
+//! cargo bench -p pkggate --bench pypi
+//! ```
+//!
+//! In one process: a fake PyPI (simple host + files host on 127.0.0.1) serving the recorded
+//! `numpy` pages and root index from `../shared/fixtures/registry/pypi/` and a 1 GiB file
+//! generated on the fly, and pkggate in front of it. Reports
+//! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
+//!   pkggate, empty caches) and warm (cached), as medians and ratios;
+//! * the 40 MB root index streamed through pkggate, with peak RSS growth;
+//! * a 1 GiB file streamed through pkggate (sha256 verified) vs directly, with throughput and
+//!   peak RSS growth.
+//!
+//! `PKGGATE_BENCH_FILE_MB` changes the file size (default 1024).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path as AxPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use pkggate::audit::MemoryAudit;
+use pkggate::config::{Config, RawInputs};
+use pkggate::env;
+use pkggate::gate::Gate;
+use pkggate::intel::sync::{SyncOptions, sync_ecosystem};
+use pkggate::intel::{Intel, IntelSource, IntelStore};
+use pkggate::policy_state::PolicyHandle;
+use pkggate::server::{AppState, Running};
+use pkggate::upstream::Upstream;
+use pkggate_formats::Ecosystem;
+use pkggate_policy::Policy;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn shared() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
+}
+
+fn gunzip(name: &str) -> Vec<u8> {
+    let f = std::fs::File::open(shared().join("fixtures/registry/pypi").join(name)).unwrap();
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// (VmHWM, VmRSS) in MiB.
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Reset the peak RSS counter (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+#[derive(Clone)]
+struct Fake {
+    pages: Arc<HashMap<String, (String, Bytes)>>,
+    root: Bytes,
+}
+
+fn block() -> Bytes {
+    Bytes::from(
+        (0..65536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+fn generated(size: u64) -> Body {
+    let b = block();
+    let n = size / b.len() as u64;
+    Body::from_stream(futures_util::stream::iter(
+        (0..n).map(move |_| Ok::<_, std::io::Error>(b.clone())),
+    ))
+}
+
+fn generated_sha(size: u64) -> String {
+    let b = block();
+    let mut h = Sha256::new();
+    for _ in 0..size / b.len() as u64 {
+        h.update(&b);
+    }
+    hex::encode(h.finalize())
+}
+
+async fn page(State(f): State<Fake>, AxPath(p): AxPath<String>, headers: HeaderMap) -> Response {
+    let json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("application/vnd.pypi.simple.v1+json"));
+    let key = format!("{p}.{}", if json { "json" } else { "html" });
+    match f.pages.get(&key) {
+        Some((ct, body)) => Response::builder()
+            .header(header::CONTENT_TYPE, ct.as_str())
+            .body(Body::from(body.clone()))
+            .unwrap(),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::empty())
+            .unwrap(),
+    }
+}
+
+async fn start_fake(
+    files_base: &str,
+    file_size: u64,
+) -> (std::net::SocketAddr, std::net::SocketAddr) {
+    let simple_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let files_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let simple_addr = simple_l.local_addr().unwrap();
+    let files_addr = files_l.local_addr().unwrap();
+    let files_base = files_base.replace("FILES", &files_addr.to_string());
+    let fix = |name: &str| {
+        Bytes::from(
+            String::from_utf8(gunzip(name))
+                .unwrap()
+                .replace("https://files.example/", &files_base),
+        )
+    };
+    let mut pages = HashMap::new();
+    pages.insert(
+        "numpy.json".to_string(),
+        (
+            "application/vnd.pypi.simple.v1+json".to_string(),
+            fix("numpy.v1.json.gz"),
+        ),
+    );
+    pages.insert(
+        "numpy.html".to_string(),
+        ("text/html".to_string(), fix("numpy.v1.html.gz")),
+    );
+    let sha = generated_sha(file_size);
+    let big = format!(
+        r#"{{"meta":{{"api-version":"1.1"}},"name":"big-pkg","files":[{{"filename":"big_pkg-1.0-py3-none-any.whl","url":"{files_base}gen/big_pkg-1.0-py3-none-any.whl","hashes":{{"sha256":"{sha}"}},"size":{file_size},"upload-time":"2020-01-01T00:00:00.000000Z"}}],"versions":["1.0"]}}"#
+    );
+    pages.insert(
+        "big-pkg.json".to_string(),
+        (
+            "application/vnd.pypi.simple.v1+json".to_string(),
+            Bytes::from(big),
+        ),
+    );
+    let fake = Fake {
+        pages: Arc::new(pages),
+        root: Bytes::from(gunzip("root.v1.html.gz")),
+    };
+    let simple = Router::new()
+        .route(
+            "/simple/",
+            get(|State(f): State<Fake>| async move {
+                Response::builder()
+                    .header(header::CONTENT_TYPE, "text/html")
+                    .body(Body::from(f.root.clone()))
+                    .unwrap()
+            }),
+        )
+        .route("/simple/{p}/", get(page))
+        .with_state(fake);
+    let files = Router::new().route(
+        "/gen/{file}",
+        get(move || async move {
+            Response::builder()
+                .header(header::CONTENT_LENGTH, file_size)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(generated(file_size))
+                .unwrap()
+        }),
+    );
+    tokio::spawn(async move { axum::serve(simple_l, simple).await.unwrap() });
+    tokio::spawn(async move { axum::serve(files_l, files).await.unwrap() });
+    (simple_addr, files_addr)
+}
+
+async fn start_gate(
+    simple: std::net::SocketAddr,
+    files: std::net::SocketAddr,
+    mirror: &std::path::Path,
+    store: Arc<IntelStore>,
+) -> (Running, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let mut raw = RawInputs::default();
+    for (k, v) in [
+        (env::PORT, addr.port().to_string()),
+        (env::PUBLIC_BASE_URL, base.clone()),
+        (
+            env::PYPI_UPSTREAM_SIMPLE,
+            format!("http://{simple}/simple/"),
+        ),
+        (env::PYPI_UPSTREAM_FILES, format!("http://{files}/")),
+        (env::MIRROR_DB, mirror.to_string_lossy().into_owned()),
+        (env::CARGO_ENABLED, "false".into()),
+    ] {
+        raw.env.insert(k.to_string(), v);
+    }
+    if let Ok(v) = std::env::var(env::PYPI_VERIFY_INTEGRITY) {
+        raw.env.insert(env::PYPI_VERIFY_INTEGRITY.to_string(), v);
+    }
+    let config = Arc::new(Config::load(&raw).unwrap());
+    let intel: Arc<dyn IntelSource> = Arc::new(Intel {
+        store: Some(store),
+        live: None,
+    });
+    let audit = MemoryAudit::default();
+    let policy = PolicyHandle::fixed(Policy::default());
+    let gate = Arc::new(Gate {
+        intel: intel.clone(),
+        policy: policy.clone(),
+        audit: Arc::new(audit.clone()),
+        clock: Arc::new(pkggate::intel::now_unix),
+        audit_allowed_each: false,
+    });
+    let upstream = Arc::new(Upstream::new(
+        Duration::from_secs(30),
+        config.max_document_bytes,
+        &config.upstream_bases(),
+    ));
+    let state = AppState {
+        config,
+        intel,
+        gate,
+        upstream,
+        policy,
+        audit: Arc::new(audit),
+    };
+    (
+        pkggate::server::start_with(listener, state, None)
+            .await
+            .unwrap(),
+        base,
+    )
+}
+
+async fn fetch(c: &reqwest::Client, url: &str, accept: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let r = c.get(url).header("accept", accept).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    let mut n = 0;
+    let mut s = r.bytes_stream();
+    while let Some(c) = s.next().await {
+        n += c.unwrap().len();
+    }
+    (t.elapsed(), n)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let file_mb: u64 = std::env::var("PKGGATE_BENCH_FILE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let file_size = file_mb * 1024 * 1024;
+    let (simple, files) = start_fake("http://FILES/", file_size).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mirror.db");
+    let store = IntelStore::open(&db).unwrap();
+    sync_ecosystem(
+        &store,
+        &reqwest::Client::new(),
+        Ecosystem::PyPI,
+        shared().join("osv/PyPI/sample.zip").to_str().unwrap(),
+        &SyncOptions {
+            max_bundle_bytes: u64::MAX,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::builder()
+        .no_gzip()
+        .pool_max_idle_per_host(4)
+        .build()
+        .unwrap();
+    println!("# PyPI benchmarks");
+    // Components of a cold page, in process (no HTTP).
+    for (label, file) in [("JSON", "numpy.v1.json.gz"), ("HTML", "numpy.v1.html.gz")] {
+        use pkggate_formats::pypi::{Rewrite, SimpleFormat, parse_project_page};
+        let body = gunzip(file);
+        let t = Instant::now();
+        let page =
+            parse_project_page("numpy", &body, None, "https://x.example/simple/numpy/").unwrap();
+        let parse = t.elapsed();
+        let t = Instant::now();
+        let facts = page.facts();
+        let facts_t = t.elapsed();
+        let t = Instant::now();
+        let keep_file = |_: &pkggate_formats::pypi::FileEntry| true;
+        let keep_version = |_: &str| true;
+        let file_url =
+            |f: &pkggate_formats::pypi::FileEntry| format!("http://g/files/numpy/{}", f.filename);
+        let rw = Rewrite {
+            keep_file: &keep_file,
+            keep_version: &keep_version,
+            file_url: &file_url,
+        };
+        let out = page.render(SimpleFormat::Json, &rw).unwrap();
+        let render = t.elapsed();
+        println!(
+            "numpy {label} in process: parse {:.1} ms, facts {:.1} ms ({} versions), render JSON {:.1} ms ({} B)",
+            ms(parse),
+            ms(facts_t),
+            facts.versions.len(),
+            ms(render),
+            out.body.len()
+        );
+    }
+    for (label, accept) in [
+        ("JSON", "application/vnd.pypi.simple.v1+json"),
+        ("HTML", "text/html"),
+    ] {
+        let direct_url = format!("http://{simple}/simple/numpy/");
+        let mut direct = Vec::new();
+        let mut direct_len = 0;
+        for _ in 0..50 {
+            let (d, n) = fetch(&c, &direct_url, accept).await;
+            direct.push(d);
+            direct_len = n;
+        }
+        let direct = median(direct);
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        let mut out_len = 0;
+        for _ in 0..5 {
+            let (running, base) = start_gate(simple, files, &db, store.clone()).await;
+            let url = format!("{base}/simple/numpy/");
+            // Warm the process (connection pool, intelligence), not the numpy caches.
+            fetch(&c, &format!("{base}/simple/big-pkg/"), accept).await;
+            let (d, n) = fetch(&c, &url, accept).await;
+            cold.push(d);
+            out_len = n;
+            for _ in 0..20 {
+                warm.push(fetch(&c, &url, accept).await.0);
+            }
+            running.stop().await.unwrap();
+        }
+        let (cold, warm) = (median(cold), median(warm));
+        println!(
+            "numpy {label}: upstream {direct_len} B, served {out_len} B | direct {:.2} ms | cold {:.2} ms ({:.2}x) | warm {:.2} ms ({:.2}x)",
+            ms(direct),
+            ms(cold),
+            cold.as_secs_f64() / direct.as_secs_f64(),
+            ms(warm),
+            warm.as_secs_f64() / direct.as_secs_f64()
+        );
+    }
+
+    let (running, base) = start_gate(simple, files, &db, store.clone()).await;
+    // Root index, streamed.
+    let (_, rss_before) = rss_mib();
+    reset_peak();
+    let (d, n) = fetch(&c, &format!("{base}/simple/"), "text/html").await;
+    let (peak, _) = rss_mib();
+    println!(
+        "root index: {n} B in {:.0} ms, peak RSS growth {:.1} MiB",
+        ms(d),
+        peak - rss_before
+    );
+
+    // The big file: direct, then through pkggate (verified while streaming).
+    let direct_url = format!("http://{files}/gen/big_pkg-1.0-py3-none-any.whl");
+    let (_, rss_before) = rss_mib();
+    reset_peak();
+    let (dd, nd) = fetch(&c, &direct_url, "*/*").await;
+    let (peak_direct, _) = rss_mib();
+    let page: serde_json::Value = c
+        .get(format!("{base}/simple/big-pkg/"))
+        .header("accept", "application/vnd.pypi.simple.v1+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = page["files"][0]["url"].as_str().unwrap().to_string();
+    let (_, rss_before_gate) = rss_mib();
+    reset_peak();
+    let (dg, ng) = fetch(&c, &url, "*/*").await;
+    let (peak_gate, _) = rss_mib();
+    assert_eq!(nd, ng);
+    let mbps = |n: usize, d: Duration| n as f64 / 1048576.0 / d.as_secs_f64();
+    println!(
+        "file {file_mb} MiB: direct {:.0} MiB/s (peak RSS +{:.1} MiB) | via pkggate {:.0} MiB/s ({:.2}x of direct, peak RSS +{:.1} MiB)",
+        mbps(nd, dd),
+        peak_direct - rss_before,
+        mbps(ng, dg),
+        mbps(ng, dg) / mbps(nd, dd),
+        peak_gate - rss_before_gate
+    );
+    running.stop().await.unwrap();
+}

@@ -1,0 +1,419 @@
+//! The file gate: `GET|HEAD /files/<project>/…/<filename>` and its `.metadata` sibling.
+//!
+//! Order of work, nothing reaches upstream's file host before the decision:
+//! 1. the path is parsed and checked ([`super::paths`]): hostile paths are 400;
+//! 2. the filename must belong to the project (a wheel's name part normalises to it; other
+//!    files start with a prefix that does) — 400 otherwise;
+//! 3. the project's index page (cached per project, fetched once when missing) must list the
+//!    filename at exactly the requested upstream URL — 404 otherwise. It gives the sha256,
+//!    the size and the version's publish time (earliest `upload-time`): the same facts as
+//!    the index gate, so lockfile installs that never fetched the index meet the same rules;
+//! 4. the gate decides (project, version) → 403 with the SPEC §2.3 body when blocked;
+//! 5. the file streams from upstream with back-pressure, no size cap. With
+//!    `PKGGATE_PYPI_VERIFY_INTEGRITY` the sha256 (of the file, or of `.metadata` from
+//!    `core-metadata`) is computed while streaming; the last chunk is held back until the
+//!    digest is known, so on a mismatch the transfer is cut short (the client sees an
+//!    incomplete body) and an audit line (`block`, rule `integrity_mismatch`) is written.
+//!    A file listed without a sha256 is served and audited (`integrity_unknown`).
+//!
+//! `HEAD` asks upstream for `HEAD` and answers the same `Content-Length` as `GET`.
+//! `Range` is not supported and `Accept-Ranges` is never advertised (full 200 answers).
+
+use super::{
+    Shared, bad_request, context, not_found_because, page_inputs, upstream_status, version_key,
+};
+use crate::audit::AuditEvent;
+use crate::gate::{PackageVerdict, RequestInfo, RequestKind, blocked_response};
+use crate::server::{AppState, not_found};
+use crate::timefmt::rfc3339;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use pkggate_formats::Ecosystem;
+use pkggate_formats::ecosystem::pep503_normalize;
+use pkggate_formats::pypi::{FileKind, parse_filename};
+use pkggate_policy::Fact;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Whether `filename` can belong to `project` (see the module doc).
+pub fn belongs_to(project: &str, filename: &str, kind: FileKind, version: Option<&str>) -> bool {
+    if kind == FileKind::Wheel {
+        return filename
+            .split('-')
+            .next()
+            .is_some_and(|n| pep503_normalize(n) == project);
+    }
+    if version.is_some() {
+        return true;
+    }
+    pep503_normalize(filename).starts_with(&format!("{project}-"))
+}
+
+struct Audit {
+    state: AppState,
+    info: RequestInfo,
+    project: String,
+    version: String,
+    policy_revision: String,
+    intel_revision: String,
+}
+
+impl Audit {
+    async fn record(&self, action: &str, rule: &str, reason: String) {
+        let e = AuditEvent {
+            ts: rfc3339((self.state.gate.clock)()),
+            action: action.into(),
+            ecosystem: Ecosystem::PyPI.osv_name().into(),
+            package: self.project.clone(),
+            version: self.version.clone(),
+            rule: rule.into(),
+            reason,
+            source: None,
+            request_kind: self.info.kind.as_str().into(),
+            client_ip: self.info.client_ip.clone(),
+            request_id: self.info.request_id.clone(),
+            user_agent: self.info.user_agent.clone(),
+            policy_revision: self.policy_revision.clone(),
+            intel_revision: self.intel_revision.clone(),
+            counts: None,
+        };
+        if let Err(err) = self.state.audit.record(vec![e]).await {
+            tracing::error!(error = %err, "audit write failed");
+        }
+    }
+}
+
+fn copy_header(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
+    if let Some(v) = from.get(&name) {
+        to.insert(name, v.clone());
+    }
+}
+
+/// `GET|HEAD /files/…`.
+pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> Response {
+    if super::npm_owned(&req, "/files") {
+        return super::to_npm(state, req).await;
+    }
+    let urls = shared.urls(&state.config);
+    let target = match urls.parse(req.uri().path()) {
+        Ok(t) => t,
+        Err(e) => return bad_request(e),
+    };
+    let parsed = parse_filename(&target.project, &target.filename);
+    if !belongs_to(
+        &target.project,
+        &target.filename,
+        parsed.kind,
+        parsed.version.as_deref(),
+    ) {
+        return bad_request(format!(
+            "{} is not a file of project {}",
+            target.filename, target.project
+        ));
+    }
+    let ctx = context(&req);
+    let page = match shared.project_page(&state, &target.project).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_found(),
+        Err(r) => return r,
+    };
+    let Some(meta) = page.info.files.get(&target.filename) else {
+        return not_found_because(format!(
+            "{} is not listed in the index of {}",
+            target.filename, target.project
+        ));
+    };
+    if meta.url != target.upstream.as_str() {
+        return not_found_because(format!(
+            "{} is listed at another URL in the index of {}",
+            target.filename, target.project
+        ));
+    }
+    let version = meta
+        .version
+        .clone()
+        .or(parsed.version.clone())
+        .unwrap_or_default();
+    let repo = if state.policy.current().needs(Ecosystem::PyPI).repository_url {
+        shared.repository_url(&state, &target.project).await
+    } else {
+        Fact::Unknown
+    };
+    let mut input = page_inputs(&page.info, &repo)
+        .into_iter()
+        .find(|v| version_key(&v.version) == version_key(&version))
+        .unwrap_or_default();
+    input.version = version.clone();
+    input.repository_url = repo;
+    input.lifecycle_scripts = Fact::Absent;
+    let info = ctx.info(RequestKind::File);
+    let (decision, verdict): (_, PackageVerdict) = match state
+        .gate
+        .decide_one(Ecosystem::PyPI, &target.project, &input, &info)
+        .await
+    {
+        Ok(x) => x,
+        Err(e) => return e.response(),
+    };
+    if decision.is_blocked() {
+        return blocked_response(
+            Ecosystem::PyPI,
+            &target.project,
+            Some(version.as_str()).filter(|v| !v.is_empty()),
+            &decision,
+            &ctx.request_id,
+        );
+    }
+    let audit = Audit {
+        state: state.clone(),
+        info,
+        project: target.project.clone(),
+        version: version.clone(),
+        policy_revision: verdict.policy_revision.clone(),
+        intel_revision: verdict.intel_revision.clone(),
+    };
+    let (upstream_url, expected, known_size) = if target.metadata {
+        if meta.core_metadata.is_none() {
+            return not_found_because(format!(
+                "the index lists no metadata file for {}",
+                target.filename
+            ));
+        }
+        (
+            super::paths::metadata_url(&target.upstream),
+            meta.core_metadata.clone().flatten(),
+            None,
+        )
+    } else {
+        (target.upstream.clone(), meta.sha256.clone(), meta.size)
+    };
+    let is_head = req.method() == Method::HEAD;
+    let method = if is_head {
+        reqwest::Method::HEAD
+    } else {
+        reqwest::Method::GET
+    };
+    let (resp, _final) = match state
+        .upstream
+        .send(method, upstream_url.clone(), &HeaderMap::new())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return e.response(),
+    };
+    if !resp.status().is_success() {
+        return upstream_status(upstream_url.as_str(), resp.status());
+    }
+    let mut out_headers = HeaderMap::new();
+    copy_header(resp.headers(), &mut out_headers, header::CONTENT_TYPE);
+    copy_header(resp.headers(), &mut out_headers, header::LAST_MODIFIED);
+    if !out_headers.contains_key(header::CONTENT_TYPE) {
+        out_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    let length = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or(if resp.headers().contains_key(header::CONTENT_ENCODING) {
+            None
+        } else {
+            known_size
+        });
+    if let Some(l) = length
+        && let Ok(v) = HeaderValue::from_str(&l.to_string())
+    {
+        out_headers.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "max-age={}",
+        state.config.metadata_max_age.as_secs()
+    )) {
+        out_headers.insert(header::CACHE_CONTROL, v);
+    }
+    if let Some(sha) = &expected
+        && let Ok(v) = HeaderValue::from_str(&format!("\"sha256-{sha}\""))
+    {
+        out_headers.insert(header::ETAG, v);
+    }
+    if is_head {
+        let mut r = Response::new(Body::empty());
+        *r.headers_mut() = out_headers;
+        return r;
+    }
+    let verify = state.config.pypi_verify_integrity;
+    if verify && expected.is_none() {
+        audit
+            .record(
+                "allow",
+                "integrity_unknown",
+                format!(
+                    "the index lists no sha256 for {}{}; served unverified",
+                    target.filename,
+                    if target.metadata { ".metadata" } else { "" }
+                ),
+            )
+            .await;
+    }
+    let expected = expected.filter(|_| verify);
+    let what = format!(
+        "{}{}",
+        target.filename,
+        if target.metadata { ".metadata" } else { "" }
+    );
+    let body = verified_stream(resp, expected, audit, what, length);
+    let mut r = Response::new(body);
+    *r.headers_mut() = out_headers;
+    r
+}
+
+struct StreamState {
+    inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    /// Chunks go to a hashing thread (hashing overlaps forwarding); the digest comes back.
+    hasher: Option<(
+        tokio::sync::mpsc::Sender<Bytes>,
+        tokio::sync::oneshot::Receiver<String>,
+    )>,
+    expected: Option<String>,
+    pending: Option<Bytes>,
+    audit: Option<Audit>,
+    what: String,
+    received: u64,
+    length: Option<u64>,
+    done: bool,
+}
+
+/// A thread that hashes the chunks it receives and answers the hex digest at the end.
+fn spawn_hasher() -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::sync::oneshot::Receiver<String>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let mut h = Sha256::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            h.update(&chunk);
+        }
+        let _ = done_tx.send(hex::encode(h.finalize()));
+    });
+    (tx, done_rx)
+}
+
+fn io_err(msg: String) -> std::io::Error {
+    std::io::Error::other(msg)
+}
+
+/// The upstream body, hashed on the way; the last chunk waits for the verdict.
+fn verified_stream(
+    resp: reqwest::Response,
+    expected: Option<String>,
+    audit: Audit,
+    what: String,
+    length: Option<u64>,
+) -> Body {
+    let st = StreamState {
+        // Coalesce whatever upstream has ready (fewer, larger frames to the client).
+        inner: resp
+            .bytes_stream()
+            .ready_chunks(64)
+            .map(|parts| {
+                if parts.len() == 1 {
+                    return parts.into_iter().next().unwrap_or(Ok(Bytes::new()));
+                }
+                let mut buf = bytes::BytesMut::new();
+                for p in parts {
+                    buf.extend_from_slice(&p?);
+                }
+                Ok(buf.freeze())
+            })
+            .boxed(),
+        hasher: expected.as_ref().map(|_| spawn_hasher()),
+        expected,
+        pending: None,
+        audit: Some(audit),
+        what,
+        received: 0,
+        length,
+        done: false,
+    };
+    let s = futures_util::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    st.received += chunk.len() as u64;
+                    if let Some((tx, _)) = st.hasher.as_ref() {
+                        if tx.send(chunk.clone()).await.is_err() {
+                            st.done = true;
+                            return Some((Err(io_err("the hashing thread stopped".into())), st));
+                        }
+                        // Hold one chunk back until the digest is known.
+                        if let Some(prev) = st.pending.replace(chunk) {
+                            return Some((Ok(prev), st));
+                        }
+                        continue;
+                    }
+                    return Some((Ok(chunk), st));
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    let msg = format!(
+                        "upstream transfer of {} failed: {}",
+                        st.what,
+                        crate::intel::source::error_chain(&e)
+                    );
+                    tracing::warn!("{msg}");
+                    return Some((Err(io_err(msg)), st));
+                }
+                None => {
+                    st.done = true;
+                    if let Some(l) = st.length
+                        && l != st.received
+                    {
+                        let msg = format!(
+                            "upstream sent {} bytes of {} for {}",
+                            st.received, l, st.what
+                        );
+                        return Some((Err(io_err(msg)), st));
+                    }
+                    let (Some((tx, rx)), Some(want)) = (st.hasher.take(), st.expected.clone())
+                    else {
+                        return st.pending.take().map(|p| (Ok(p), st));
+                    };
+                    drop(tx);
+                    let got = rx.await.unwrap_or_default();
+                    if got.eq_ignore_ascii_case(&want) {
+                        return st.pending.take().map(|p| (Ok(p), st));
+                    }
+                    let reason = format!(
+                        "sha256 of {} is {got}, the index says {want}; transfer aborted",
+                        st.what
+                    );
+                    tracing::warn!(
+                        "BLOCK  [PyPI] {} rule=integrity_mismatch reason={reason}",
+                        st.what
+                    );
+                    if let Some(a) = st.audit.take() {
+                        a.record("block", "integrity_mismatch", reason.clone())
+                            .await;
+                    }
+                    return Some((Err(io_err(reason)), st));
+                }
+            }
+        }
+    });
+    Body::from_stream(s)
+}

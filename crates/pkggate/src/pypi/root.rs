@@ -1,0 +1,258 @@
+//! `GET|HEAD /simple/`: upstream's root index streamed through
+//! [`RootFilter`] (at most 64 KiB held back; the 40 MB page is never buffered), without the
+//! projects that are blocked outright.
+//!
+//! "Blocked outright" is decided per project name with the policy on the pseudo-version `*`
+//! and counts only when the deciding rule concerns the whole project: `internal_namespace`,
+//! `denylist` (an entry for every version), `block_malicious` / `block_cvss_score` with the
+//! advisories that cover every version. Those advisories come from the mirror: once per
+//! intelligence revision, the names with a catch-all advisory (`affected.all_versions`) are
+//! read from the mirror database (`PKGGATE_MIRROR_DB`, read-only) into a map (a few thousand
+//! names). Per link the cost is one hash lookup and one policy resolution.
+//!
+//! Upstream is asked for HTML (streamable). If it answers JSON anyway, the JSON root is
+//! buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`) and filtered with `filter_root_json`.
+
+use super::{Shared, context, lock, upstream_status};
+use crate::server::AppState;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use pkggate_formats::Ecosystem;
+use pkggate_formats::pypi::{RootFilter, SimpleFormat, filter_root_json, negotiate};
+use pkggate_policy::{Action, Fact, Finding, IntelStatus, Policy, VersionFacts};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Names with an advisory covering every version, per intelligence revision.
+#[derive(Clone)]
+pub struct BlockSet {
+    revision: String,
+    pub(crate) catch_all: Arc<HashMap<String, Vec<Finding>>>,
+}
+
+/// Read the catch-all advisories of PyPI from the mirror database.
+pub fn read_catch_all(db: &std::path::Path) -> rusqlite::Result<HashMap<String, Vec<Finding>>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT f.name_key, a.id, a.kind, a.score FROM affected f
+         JOIN advisory a ON a.ecosystem = f.ecosystem AND a.id = f.advisory_id
+         WHERE f.ecosystem = 'PyPI' AND f.all_versions = 1",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<f64>>(3)?,
+        ))
+    })?;
+    let mut out: HashMap<String, Vec<Finding>> = HashMap::new();
+    for row in rows {
+        let (name, id, kind, score) = row?;
+        out.entry(name).or_default().push(Finding {
+            id,
+            aliases: Vec::new(),
+            malicious: kind == "malicious",
+            score: score.map(|s| s as f32),
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn block_set(state: &AppState, shared: &Shared) -> BlockSet {
+    let revision = state
+        .intel
+        .states()
+        .into_iter()
+        .find(|s| s.ecosystem == Ecosystem::PyPI)
+        .and_then(|s| s.revision)
+        .unwrap_or_default();
+    if let Some(b) = lock(&shared.root_set).as_ref()
+        && b.revision == revision
+    {
+        return b.clone();
+    }
+    let db = state.config.mirror_db.clone();
+    let enabled = state.config.mirror_enabled && !revision.is_empty();
+    let catch_all = if enabled {
+        tokio::task::spawn_blocking(move || read_catch_all(&db))
+            .await
+            .ok()
+            .and_then(|r| {
+                r.map_err(|e| tracing::warn!(error = %e, "cannot read catch-all advisories"))
+                    .ok()
+            })
+            .unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
+    let b = BlockSet {
+        revision,
+        catch_all: Arc::new(catch_all),
+    };
+    *lock(&shared.root_set) = Some(b.clone());
+    b
+}
+
+/// Whether the whole project is blocked (see the module doc).
+pub fn blocked_outright(
+    policy: &Policy,
+    catch_all: &HashMap<String, Vec<Finding>>,
+    name: &str,
+    now: i64,
+) -> bool {
+    static AVAILABLE: IntelStatus = IntelStatus::Available;
+    let findings = catch_all.get(name).map(Vec::as_slice).unwrap_or(&[]);
+    let d = policy
+        .package(Ecosystem::PyPI, name, now, &AVAILABLE)
+        .evaluate(&VersionFacts {
+            version: "*",
+            published_unix: Some(0),
+            repository_url: Fact::Unknown,
+            lifecycle_scripts: Fact::Absent,
+            findings,
+        });
+    d.action == Action::Block
+        && matches!(
+            d.rule,
+            "internal_namespace" | "denylist" | "block_malicious" | "block_cvss_score"
+        )
+}
+
+/// `GET|HEAD /simple/`.
+pub async fn serve_root(state: AppState, shared: Arc<Shared>, req: Request) -> Response {
+    let _ctx = context(&req);
+    let format = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut url = state.config.pypi_upstream_simple.clone();
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/vnd.pypi.simple.v1+html, text/html;q=0.9"),
+    );
+    let set = block_set(&state, &shared).await;
+    let policy = state.policy.current();
+    let now = (state.gate.clock)();
+    let (resp, _) = match state
+        .upstream
+        .send(reqwest::Method::GET, url.clone(), &headers)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return e.response(),
+    };
+    if !resp.status().is_success() {
+        return upstream_status(url.as_str(), resp.status());
+    }
+    let upstream_format = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(SimpleFormat::from_media_type);
+    let max_age = format!("max-age={}", state.config.metadata_max_age.as_secs());
+    let blocked = {
+        let policy = policy.clone();
+        let catch_all = set.catch_all.clone();
+        move |name: &str| blocked_outright(&policy, &catch_all, name, now)
+    };
+    if upstream_format == Some(SimpleFormat::Json) {
+        let limit = state.config.max_document_bytes;
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return super::bad_upstream(url.as_str(), "the root index transfer failed");
+            };
+            if (body.len() + chunk.len()) as u64 > limit {
+                return super::bad_upstream(url.as_str(), "the JSON root index is too large");
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return match filter_root_json(&body, blocked) {
+            Ok((out, _removed)) => {
+                let mut r = Response::new(Body::from(out));
+                set_headers(&mut r, SimpleFormat::Json.content_type(), &max_age);
+                r
+            }
+            Err(e) => super::bad_upstream(url.as_str(), e),
+        };
+    }
+    let out_format = if format.is_html() {
+        format
+    } else {
+        SimpleFormat::V1Html
+    };
+    struct St<F> {
+        inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+        filter: RootFilter,
+        blocked: F,
+        done: bool,
+    }
+    let st = St {
+        inner: resp.bytes_stream().boxed(),
+        filter: RootFilter::new(),
+        blocked,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let mut out = Vec::new();
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    st.filter.push(&chunk, &mut out, &st.blocked);
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((
+                        Err(std::io::Error::other(format!(
+                            "upstream root index transfer failed: {e}"
+                        ))),
+                        st,
+                    ));
+                }
+                None => {
+                    st.done = true;
+                    st.filter.finish(&mut out, &st.blocked);
+                    if st.filter.removed() > 0 {
+                        tracing::debug!(removed = st.filter.removed(), "root index filtered");
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Some((Ok::<_, std::io::Error>(Bytes::from(out)), st));
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    set_headers(&mut r, out_format.content_type(), &max_age);
+    *r.status_mut() = StatusCode::OK;
+    r
+}
+
+fn set_headers(r: &mut Response, content_type: &str, cache: &str) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+}
