@@ -205,13 +205,19 @@ impl PolicyHandle {
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let handle = self.clone();
+        // File watching wakes the loop at once; the interval poll stays as the fallback (a
+        // watcher that cannot start, network file systems, missed events).
+        let (wake_tx, mut wake_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let watcher = watch_dir(&file, wake_tx);
         tokio::spawn(async move {
+            let _watcher = watcher;
             // What the last poll saw: `Some(None)` = missing, `Some(Some(bytes))` = content.
             // Starts unknown so the first poll compares with the policy in effect.
             let mut last: Option<Option<Vec<u8>>> = None;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
+                    Some(()) = wake_rx.recv() => {}
                     _ = shutdown.changed() => return,
                 }
                 if *shutdown.borrow() {
@@ -238,5 +244,34 @@ impl PolicyHandle {
                 handle.apply(&file, seen.map(Ok));
             }
         })
+    }
+}
+
+/// Watch the policy file's directory (so replacing the file by rename, as editors and
+/// Kubernetes ConfigMaps do, is seen). Events only wake the reload loop, which re-reads and
+/// compares the bytes; `None` when no watcher could start (polling still works).
+fn watch_dir(
+    file: &Path,
+    wake: tokio::sync::mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            // A full channel already holds a wake-up: coalesce.
+            let _ = wake.try_send(());
+        }
+    })
+    .map_err(|e| tracing::warn!(error = %e, "policy file watching unavailable; polling only"))
+    .ok()?;
+    match watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy directory; polling only");
+            None
+        }
     }
 }

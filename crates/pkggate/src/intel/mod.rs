@@ -118,6 +118,11 @@ pub trait IntelSource: Send + Sync {
     ) -> BoxFuture<'a, PackageIntel>;
     /// State per ecosystem (readiness, metrics, `mirror status`).
     fn states(&self) -> Vec<EcoState>;
+    /// Every (normalised name, advisory) whose advisory covers every version of the package
+    /// (filtering whole projects out of an index). Blocking; a few thousand rows.
+    fn catch_all(&self, _eco: Ecosystem) -> Vec<(String, Finding)> {
+        Vec::new()
+    }
 }
 
 /// Seconds since the Unix epoch.
@@ -220,6 +225,16 @@ impl IntelSource for Intel {
     fn states(&self) -> Vec<EcoState> {
         match &self.store {
             Some(s) => s.states(),
+            None => Vec::new(),
+        }
+    }
+
+    fn catch_all(&self, eco: Ecosystem) -> Vec<(String, Finding)> {
+        match &self.store {
+            Some(s) => s.catch_all(eco).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read catch-all advisories");
+                Vec::new()
+            }),
             None => Vec::new(),
         }
     }

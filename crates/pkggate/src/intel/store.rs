@@ -609,6 +609,37 @@ impl IntelStore {
             .collect())
     }
 
+    /// Every (normalised name, advisory) whose advisory covers every version.
+    pub fn catch_all(&self, eco: Ecosystem) -> Result<Vec<(String, Finding)>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT DISTINCT f.name_key, a.id, a.kind, a.aliases, a.score, a.severity_label, a.summary
+                     FROM affected f JOIN advisory a ON a.ecosystem = f.ecosystem AND a.id = f.advisory_id
+                     WHERE f.ecosystem = ?1 AND f.all_versions = 1",
+                )
+                .map_err(sql(&self.path))?;
+            let rows = stmt
+                .query_map([eco.osv_name()], |r| {
+                    let kind: String = r.get(2)?;
+                    let aliases: String = r.get(3)?;
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Finding {
+                            id: r.get(1)?,
+                            kind: if kind == "malicious" { AdvisoryKind::Malicious } else { AdvisoryKind::Vulnerability },
+                            aliases: serde_json::from_str(&aliases).unwrap_or_default(),
+                            score: r.get::<_, Option<f64>>(4)?.map(|s| s as f32),
+                            severity: r.get(5)?,
+                            summary: r.get(6)?,
+                        },
+                    ))
+                })
+                .map_err(sql(&self.path))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql(&self.path))
+        })
+    }
+
     /// Number of advisory and affected rows of an ecosystem (tests, `mirror status`).
     pub fn counts(&self, eco: Ecosystem) -> Result<(u64, u64), StoreError> {
         self.with_reader(|conn| {

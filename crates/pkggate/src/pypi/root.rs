@@ -6,9 +6,8 @@
 //! and counts only when the deciding rule concerns the whole project: `internal_namespace`,
 //! `denylist` (an entry for every version), `block_malicious` / `block_cvss_score` with the
 //! advisories that cover every version. Those advisories come from the mirror: once per
-//! intelligence revision, the names with a catch-all advisory (`affected.all_versions`) are
-//! read from the mirror database (`PKGGATE_MIRROR_DB`, read-only) into a map (a few thousand
-//! names). Per link the cost is one hash lookup and one policy resolution.
+//! intelligence revision, the names with a catch-all advisory are read through
+//! [`crate::intel::IntelSource::catch_all`] into a map (a few thousand names). Per link the cost is one hash lookup and one policy resolution.
 //!
 //! Upstream is asked for HTML (streamable). If it answers JSON anyway, the JSON root is
 //! buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`) and filtered with `filter_root_json`.
@@ -34,36 +33,18 @@ pub struct BlockSet {
     pub(crate) catch_all: Arc<HashMap<String, Vec<Finding>>>,
 }
 
-/// Read the catch-all advisories of PyPI from the mirror database.
-pub fn read_catch_all(db: &std::path::Path) -> rusqlite::Result<HashMap<String, Vec<Finding>>> {
-    let conn = rusqlite::Connection::open_with_flags(
-        db,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT f.name_key, a.id, a.kind, a.score FROM affected f
-         JOIN advisory a ON a.ecosystem = f.ecosystem AND a.id = f.advisory_id
-         WHERE f.ecosystem = 'PyPI' AND f.all_versions = 1",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<f64>>(3)?,
-        ))
-    })?;
+/// The catch-all advisories of PyPI, by normalised name, from the intelligence seam.
+pub fn read_catch_all(intel: &dyn crate::intel::IntelSource) -> HashMap<String, Vec<Finding>> {
     let mut out: HashMap<String, Vec<Finding>> = HashMap::new();
-    for row in rows {
-        let (name, id, kind, score) = row?;
+    for (name, f) in intel.catch_all(Ecosystem::PyPI) {
         out.entry(name).or_default().push(Finding {
-            id,
-            aliases: Vec::new(),
-            malicious: kind == "malicious",
-            score: score.map(|s| s as f32),
+            malicious: f.kind == pkggate_formats::osv::AdvisoryKind::Malicious,
+            id: f.id,
+            aliases: f.aliases,
+            score: f.score,
         });
     }
-    Ok(out)
+    out
 }
 
 pub(crate) async fn block_set(state: &AppState, shared: &Shared) -> BlockSet {
@@ -79,19 +60,13 @@ pub(crate) async fn block_set(state: &AppState, shared: &Shared) -> BlockSet {
     {
         return b.clone();
     }
-    let db = state.config.mirror_db.clone();
-    let enabled = state.config.mirror_enabled && !revision.is_empty();
-    let catch_all = if enabled {
-        tokio::task::spawn_blocking(move || read_catch_all(&db))
-            .await
-            .ok()
-            .and_then(|r| {
-                r.map_err(|e| tracing::warn!(error = %e, "cannot read catch-all advisories"))
-                    .ok()
-            })
-            .unwrap_or_default()
-    } else {
+    let intel = state.intel.clone();
+    let catch_all = if revision.is_empty() {
         HashMap::new()
+    } else {
+        tokio::task::spawn_blocking(move || read_catch_all(intel.as_ref()))
+            .await
+            .unwrap_or_default()
     };
     let b = BlockSet {
         revision,

@@ -211,3 +211,29 @@ async fn readiness_shows_a_rejected_policy_change() {
     );
     running.stop().await.unwrap();
 }
+
+/// File watching: with a poll interval far longer than the wait, a change (written in place
+/// or replaced by rename, as editors and ConfigMaps do) still takes effect at once.
+#[tokio::test]
+async fn file_watching_applies_changes_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, "denylist: []\n").unwrap();
+    let handle = PolicyHandle::load(&file).unwrap();
+    let (tx, rx) = watch::channel(false);
+    handle.spawn_reloader(file.clone(), Duration::from_secs(3600), rx);
+    // Give the watcher its first look; then edit in place.
+    let v2 = "denylist: ['evil']\n";
+    eventually("the in-place edit to apply", WAIT, async || {
+        std::fs::write(&file, v2).unwrap();
+        (handle.status().revision == rev(v2)).then_some(())
+    })
+    .await;
+    // Replace by rename.
+    let v3 = "denylist: ['evil', 'worse']\n";
+    let tmp = dir.path().join(".policy.yaml.tmp");
+    std::fs::write(&tmp, v3).unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    wait_revision(&handle, &rev(v3)).await;
+    drop(tx);
+}
