@@ -248,6 +248,11 @@ pub const SETTINGS: &[Setting] = &[
         default: Some("10"),
         help: "rotated audit files kept",
     },
+    Setting {
+        var: env::ADMIN_TOKEN,
+        default: None,
+        help: "bearer token for /metrics and /-/pkggate/why; without one they answer loopback clients only",
+    },
 ];
 
 /// A setting with a value that does not fit.
@@ -315,6 +320,8 @@ pub struct Config {
     pub audit_allowed_each: bool,
     pub audit_max_bytes: u64,
     pub audit_keep_files: u32,
+    /// Bearer token for the admin endpoints (never printed by `pkggate config`).
+    pub admin_token: Option<String>,
     /// Every setting's effective value and where it came from, in [`SETTINGS`] order.
     pub provenance: Vec<(&'static str, Option<String>, Source)>,
 }
@@ -554,6 +561,7 @@ impl Config {
                 .choice(env::AUDIT_ALLOWED, &[("summary", false), ("each", true)])?,
             audit_max_bytes: r.u64(env::AUDIT_MAX_BYTES)?,
             audit_keep_files: r.u64(env::AUDIT_KEEP_FILES)?.min(1000) as u32,
+            admin_token: r.get(env::ADMIN_TOKEN).0.filter(|t| !t.trim().is_empty()),
             provenance: Vec::new(),
         };
         let provenance = r.provenance;
@@ -638,6 +646,8 @@ impl Config {
         let mut out = String::new();
         for (var, value, source) in &self.provenance {
             let line = match value {
+                // Secrets are never printed.
+                Some(_) if *var == env::ADMIN_TOKEN => format!("{var}=<set>"),
                 Some(v) => format!("{var}={v}"),
                 None => format!("{var}="),
             };

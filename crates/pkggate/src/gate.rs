@@ -196,6 +196,21 @@ impl Gate {
             };
             decisions.push(pkg.evaluate(&facts));
         }
+        let m = crate::metrics::metrics();
+        let mut tally: std::collections::HashMap<(&'static str, &'static str), u64> =
+            std::collections::HashMap::new();
+        for d in &decisions {
+            *tally.entry((d.rule, d.action.as_str())).or_default() += 1;
+        }
+        for ((rule, action), n) in tally {
+            m.decisions
+                .get_or_create(&crate::metrics::labels(&[
+                    ("ecosystem", eco.osv_name()),
+                    ("rule", rule),
+                    ("action", action),
+                ]))
+                .inc_by(n);
+        }
         let removed: HashSet<String> = versions
             .iter()
             .zip(&decisions)

@@ -9,6 +9,7 @@ pub mod ecosystems;
 pub mod env;
 pub mod gate;
 pub mod intel;
+pub mod metrics;
 pub mod npm;
 pub mod policy_state;
 pub mod pypi;

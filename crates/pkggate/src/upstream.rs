@@ -139,14 +139,42 @@ impl Upstream {
                     .client
                     .request(method.clone(), current.clone())
                     .headers(headers.clone());
+                let started = std::time::Instant::now();
+                let host = current.host_str().unwrap_or("").to_string();
+                let m = crate::metrics::metrics();
                 match req.send().await {
-                    Ok(r) => break r,
+                    Ok(r) => {
+                        m.upstream_seconds
+                            .get_or_create(&crate::metrics::labels(&[("upstream", &host)]))
+                            .observe(started.elapsed().as_secs_f64());
+                        break r;
+                    }
                     Err(e) if e.is_connect() && attempt < self.retries => {
+                        m.upstream_errors
+                            .get_or_create(&crate::metrics::labels(&[
+                                ("upstream", &host),
+                                ("kind", "connect_retry"),
+                            ]))
+                            .inc();
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(attempt - 1)))
                             .await;
                     }
-                    Err(e) => return Err(Self::classify(&current, &e)),
+                    Err(e) => {
+                        let err = Self::classify(&current, &e);
+                        let kind = match err {
+                            UpstreamError::Timeout { .. } => "timeout",
+                            UpstreamError::Connect { .. } => "connect",
+                            _ => "other",
+                        };
+                        m.upstream_errors
+                            .get_or_create(&crate::metrics::labels(&[
+                                ("upstream", &host),
+                                ("kind", kind),
+                            ]))
+                            .inc();
+                        return Err(err);
+                    }
                 }
             };
             let status = resp.status();

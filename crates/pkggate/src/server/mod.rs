@@ -91,7 +91,26 @@ async fn request_context(
     };
     let id = ctx.request_id.clone();
     req.extensions_mut().insert(ctx);
+    let (eco, kind) = crate::metrics::classify(req.uri().path());
+    let m = crate::metrics::metrics();
+    m.in_flight.inc();
+    let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
+    m.in_flight.dec();
+    let status = resp.status().as_u16().to_string();
+    m.requests
+        .get_or_create(&crate::metrics::labels(&[
+            ("ecosystem", eco),
+            ("kind", kind),
+            ("status", &status),
+        ]))
+        .inc();
+    m.request_seconds
+        .get_or_create(&crate::metrics::labels(&[
+            ("ecosystem", eco),
+            ("kind", kind),
+        ]))
+        .observe(started.elapsed().as_secs_f64());
     if let Ok(v) = header::HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -104,13 +123,76 @@ pub fn router(state: AppState) -> Router {
     let mut app: Router<AppState> = Router::new()
         .route("/-/pkggate/health", get(health))
         .route("/-/pkggate/ready", get(ready))
-        .route("/-/pkggate/why/{ecosystem}/{*rest}", get(why::why));
+        .route(
+            "/-/pkggate/why/{ecosystem}/{*rest}",
+            get(why::why).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin_only,
+            )),
+        )
+        .route(
+            "/metrics",
+            get(metrics_endpoint).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin_only,
+            )),
+        );
     for adapter in crate::ecosystems::adapters(&state.config) {
         app = app.merge(adapter.routes());
     }
     app.fallback(crate::npm::fallback)
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// Admin endpoints: with `PKGGATE_ADMIN_TOKEN` set, a matching `Authorization: Bearer`
+/// header is required from every client; without one, only loopback clients are served.
+async fn admin_only(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let allowed = match &state.config.admin_token {
+        Some(token) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes())),
+        None => req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| c.0.ip().is_loopback()),
+    };
+    if !allowed {
+        let why = if state.config.admin_token.is_some() {
+            "admin endpoint: a valid bearer token (PKGGATE_ADMIN_TOKEN) is required"
+        } else {
+            "admin endpoint: loopback clients only (set PKGGATE_ADMIN_TOKEN to allow others)"
+        };
+        return json_response(StatusCode::FORBIDDEN, json!({"error": why}));
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
+    let body = crate::metrics::render(&state);
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 /// JSON body with an explicit status and `Cache-Control: no-store`.

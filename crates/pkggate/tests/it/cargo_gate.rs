@@ -158,6 +158,15 @@ impl CargoEnv {
 
 /// pkggate in front of a fake cargo upstream; `malicious` lists (crate, version) in the mirror.
 pub async fn cargo_env(policy_yaml: &str, malicious: &[(&str, &str)]) -> CargoEnv {
+    cargo_env_with(policy_yaml, malicious, &[]).await
+}
+
+/// [`cargo_env`] with extra settings.
+pub async fn cargo_env_with(
+    policy_yaml: &str,
+    malicious: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> CargoEnv {
     let fake = FakeCargo::default();
     let up = fake.start().await;
     let mirror = TempMirror::new();
@@ -190,6 +199,9 @@ pub async fn cargo_env(policy_yaml: &str, malicious: &[(&str, &str)]) -> CargoEn
         (env::MIRROR_DB, mirror.db_path().display().to_string()),
     ] {
         raw.env.insert(k.to_string(), v);
+    }
+    for (k, v) in extra {
+        raw.env.insert(k.to_string(), v.to_string());
     }
     let config = Arc::new(Config::load(&raw).unwrap());
     let audit = MemoryAudit::default();

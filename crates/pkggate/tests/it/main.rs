@@ -8,6 +8,7 @@ mod cli;
 mod intel_refresh;
 mod intel_sample;
 mod live;
+mod metrics;
 mod npm_e2e;
 mod npm_fake;
 mod npm_gate;
