@@ -249,6 +249,11 @@ pub const SETTINGS: &[Setting] = &[
         help: "rotated audit files kept",
     },
     Setting {
+        var: env::LOG_FORMAT,
+        default: Some("text"),
+        help: "log lines: text (human-readable) | json",
+    },
+    Setting {
         var: env::ADMIN_TOKEN,
         default: None,
         help: "bearer token for /metrics and /-/pkggate/why; without one they answer loopback clients only",
@@ -320,6 +325,8 @@ pub struct Config {
     pub audit_allowed_each: bool,
     pub audit_max_bytes: u64,
     pub audit_keep_files: u32,
+    /// Log lines as JSON objects (`PKGGATE_LOG_FORMAT=json`) instead of text.
+    pub log_json: bool,
     /// Bearer token for the admin endpoints (never printed by `pkggate config`).
     pub admin_token: Option<String>,
     /// Every setting's effective value and where it came from, in [`SETTINGS`] order.
@@ -561,6 +568,7 @@ impl Config {
                 .choice(env::AUDIT_ALLOWED, &[("summary", false), ("each", true)])?,
             audit_max_bytes: r.u64(env::AUDIT_MAX_BYTES)?,
             audit_keep_files: r.u64(env::AUDIT_KEEP_FILES)?.min(1000) as u32,
+            log_json: r.choice(env::LOG_FORMAT, &[("text", false), ("json", true)])?,
             admin_token: r.get(env::ADMIN_TOKEN).0.filter(|t| !t.trim().is_empty()),
             provenance: Vec::new(),
         };

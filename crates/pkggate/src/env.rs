@@ -47,3 +47,4 @@ pub const AUDIT_KEEP_FILES: &str = "PKGGATE_AUDIT_KEEP_FILES";
 /// `.env` file read from the working directory.
 pub const DOTENV_FILE: &str = ".env";
 pub const ADMIN_TOKEN: &str = "PKGGATE_ADMIN_TOKEN";
+pub const LOG_FORMAT: &str = "PKGGATE_LOG_FORMAT";

@@ -95,7 +95,8 @@ async fn request_context(
     let m = crate::metrics::metrics();
     m.in_flight.inc();
     let started = std::time::Instant::now();
-    let mut resp = next.run(req).await;
+    let span = tracing::info_span!("request", id = %id);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span).await;
     m.in_flight.dec();
     let status = resp.status().as_u16().to_string();
     m.requests
