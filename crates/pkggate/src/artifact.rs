@@ -70,6 +70,38 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
 {
+    verified_inner(upstream, expected, on_failure, None)
+}
+
+/// [`verified`], counting the bytes released to the client in
+/// `pkggate_artifact_bytes_total{ecosystem}`.
+pub fn verified_counted<S, E>(
+    ecosystem: &'static str,
+    upstream: S,
+    expected: Expected,
+    on_failure: impl FnOnce(StreamFailure) + Send + 'static,
+) -> Body
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display,
+{
+    let counter = crate::metrics::metrics()
+        .artifact_bytes
+        .get_or_create(&crate::metrics::labels(&[("ecosystem", ecosystem)]))
+        .clone();
+    verified_inner(upstream, expected, on_failure, Some(counter))
+}
+
+fn verified_inner<S, E>(
+    upstream: S,
+    expected: Expected,
+    on_failure: impl FnOnce(StreamFailure) + Send + 'static,
+    counter: Option<prometheus_client::metrics::counter::Counter>,
+) -> Body
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display,
+{
     struct State<S> {
         inner: S,
         hasher: Option<Hasher>,
@@ -77,6 +109,7 @@ where
         expected: Expected,
         on_failure: Option<Box<dyn FnOnce(StreamFailure) + Send>>,
         done: bool,
+        counter: Option<prometheus_client::metrics::counter::Counter>,
     }
     let state = State {
         inner: upstream,
@@ -85,6 +118,7 @@ where
         expected,
         on_failure: Some(Box::new(on_failure)),
         done: false,
+        counter,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
@@ -100,6 +134,9 @@ where
                         h.update(&chunk);
                     }
                     if let Some(prev) = st.pending.replace(chunk) {
+                        if let Some(c) = &st.counter {
+                            c.inc_by(prev.len() as u64);
+                        }
                         return Some((Ok::<Bytes, std::io::Error>(prev), st));
                     }
                 }
@@ -139,7 +176,11 @@ where
                             st,
                         ));
                     }
-                    return st.pending.take().map(|last| (Ok(last), st));
+                    let last = st.pending.take()?;
+                    if let Some(c) = &st.counter {
+                        c.inc_by(last.len() as u64);
+                    }
+                    return Some((Ok(last), st));
                 }
             }
         }

@@ -27,6 +27,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -89,6 +90,50 @@ pub trait AuditSink: Send + Sync {
     fn reopen(&self) {}
     /// Wait until everything queued so far is written.
     fn flush(&self) -> BoxFuture<'_, Result<(), AuditError>>;
+    /// Visit the recent events this process kept in memory, newest first, until `visit`
+    /// breaks. `false` when the sink keeps none (a file log: read the file instead). Used by
+    /// the admin page when the log goes to stdout or the sink is in memory.
+    fn visit_recent(&self, _visit: &mut dyn FnMut(&AuditEvent) -> ControlFlow<()>) -> bool {
+        false
+    }
+}
+
+/// The most recent events, bounded (the oldest fall off); for sinks without a readable file.
+pub struct RecentEvents {
+    cap: usize,
+    events: Mutex<std::collections::VecDeque<AuditEvent>>,
+}
+
+/// Events kept by [`RecentEvents`] for a stdout log.
+pub const RECENT_EVENTS: usize = 10_000;
+
+impl RecentEvents {
+    pub fn new(cap: usize) -> RecentEvents {
+        RecentEvents {
+            cap: cap.max(1),
+            events: Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    pub fn push(&self, events: &[AuditEvent]) {
+        let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events {
+            if q.len() == self.cap {
+                q.pop_front();
+            }
+            q.push_back(e.clone());
+        }
+    }
+
+    /// Newest first, until `visit` breaks.
+    pub fn visit(&self, visit: &mut dyn FnMut(&AuditEvent) -> ControlFlow<()>) {
+        let q = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for e in q.iter().rev() {
+            if visit(e).is_break() {
+                break;
+            }
+        }
+    }
 }
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -140,6 +185,8 @@ pub struct AuditLog {
     reopen: Arc<AtomicBool>,
     fsync: AuditFsync,
     queue: usize,
+    /// Recent events, kept only when the log goes to stdout (nothing to read back).
+    recent: Option<Arc<RecentEvents>>,
 }
 
 /// The path of the i-th rotated file (`audit.log.3`).
@@ -421,6 +468,8 @@ impl AuditLog {
             ..Default::default()
         }));
         let fsync = opts.fsync;
+        let recent =
+            matches!(target, Target::Stdout).then(|| Arc::new(RecentEvents::new(RECENT_EVENTS)));
         let mut writer = Writer {
             target,
             opts,
@@ -444,6 +493,7 @@ impl AuditLog {
             reopen,
             fsync,
             queue,
+            recent,
         })
     }
 }
@@ -531,6 +581,9 @@ impl AuditSink for AuditLog {
             if events.is_empty() {
                 return self.health();
             }
+            if let Some(r) = &self.recent {
+                r.push(&events);
+            }
             if self.fsync == AuditFsync::Always {
                 let (a, r) = oneshot::channel();
                 self.send(Msg::Events(events, Some(a))).await?;
@@ -554,6 +607,16 @@ impl AuditSink for AuditLog {
             .clone();
         s.queue_depth = self.queue.saturating_sub(self.tx.capacity());
         s
+    }
+
+    fn visit_recent(&self, visit: &mut dyn FnMut(&AuditEvent) -> ControlFlow<()>) -> bool {
+        match &self.recent {
+            Some(r) => {
+                r.visit(visit);
+                true
+            }
+            None => false,
+        }
     }
 
     fn reopen(&self) {
@@ -628,6 +691,16 @@ impl AuditSink for MemoryAudit {
     fn flush(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         let result = self.failure().map_or(Ok(()), |m| Err(AuditError(m)));
         Box::pin(async move { result })
+    }
+
+    fn visit_recent(&self, visit: &mut dyn FnMut(&AuditEvent) -> ControlFlow<()>) -> bool {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for e in events.iter().rev() {
+            if visit(e).is_break() {
+                break;
+            }
+        }
+        true
     }
 }
 
@@ -818,5 +891,49 @@ pub mod read {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .ok()
             .map(|t| t.unix_timestamp())
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+
+    fn ev(package: &str) -> AuditEvent {
+        AuditEvent {
+            ts: "2024-01-01T00:00:00Z".into(),
+            action: "block".into(),
+            ecosystem: "npm".into(),
+            package: package.into(),
+            version: "1.0.0".into(),
+            rule: "denylist".into(),
+            reason: "r".into(),
+            source: None,
+            request_kind: "tarball".into(),
+            client_ip: "127.0.0.1".into(),
+            request_id: "x".into(),
+            user_agent: None,
+            policy_revision: "p".into(),
+            intel_revision: "i".into(),
+            counts: None,
+        }
+    }
+
+    #[test]
+    fn recent_events_are_bounded_and_newest_first() {
+        let r = RecentEvents::new(3);
+        r.push(&[ev("a"), ev("b")]);
+        r.push(&[ev("c"), ev("d")]);
+        let mut seen = Vec::new();
+        r.visit(&mut |e| {
+            seen.push(e.package.clone());
+            ControlFlow::Continue(())
+        });
+        assert_eq!(seen, ["d", "c", "b"]);
+        let mut first = Vec::new();
+        r.visit(&mut |e| {
+            first.push(e.package.clone());
+            ControlFlow::Break(())
+        });
+        assert_eq!(first, ["d"]);
     }
 }

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub decisions: Family<Labels, Counter>,
     pub upstream_seconds: Family<Labels, Histogram>,
     pub upstream_errors: Family<Labels, Counter>,
+    /// Artifact bytes sent to clients, by ecosystem (`pkggate_artifact_bytes_total`).
+    pub artifact_bytes: Family<Labels, Counter>,
+    /// Lookups of pkggate's caches by cache and result (`hit`/`miss`).
+    pub cache: Family<Labels, Counter>,
     intel_age: Family<Labels, Gauge<f64, AtomicU64>>,
     intel_records: Family<Labels, Gauge>,
     intel_loaded: Family<Labels, Gauge>,
@@ -53,6 +57,8 @@ pub fn metrics() -> &'static Metrics {
             decisions: Family::default(),
             upstream_seconds: Family::new_with_constructor(histogram),
             upstream_errors: Family::default(),
+            artifact_bytes: Family::default(),
+            cache: Family::default(),
             intel_age: Family::default(),
             intel_records: Family::default(),
             intel_loaded: Family::default(),
@@ -91,6 +97,16 @@ pub fn metrics() -> &'static Metrics {
             "pkggate_upstream_errors",
             "Upstream requests that failed, by upstream and kind",
             m.upstream_errors.clone(),
+        );
+        r.register(
+            "pkggate_artifact_bytes",
+            "Artifact bytes streamed to clients, by ecosystem",
+            m.artifact_bytes.clone(),
+        );
+        r.register(
+            "pkggate_cache_lookups",
+            "Cache lookups by cache and result (hit or miss)",
+            m.cache.clone(),
         );
         r.register(
             "pkggate_intel_age_seconds",

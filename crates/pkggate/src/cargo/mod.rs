@@ -14,7 +14,7 @@
 //! upstream's ETag: later fetches revalidate (a 304 reuses the bytes), and a
 //! `cargo fetch --locked` that skips the index is still decided with `pubtime`.
 
-use crate::artifact::{Expected, StreamFailure, verified};
+use crate::artifact::{Expected, StreamFailure, verified_counted};
 use crate::audit::AuditEvent;
 use crate::ecosystems::Adapter;
 use crate::gate::{RequestKind, VersionInput, blocked_response};
@@ -485,7 +485,12 @@ async fn download(
         let expected = cksum.map(Expected::Sha256).unwrap_or(Expected::None);
         (
             StatusCode::OK,
-            verified(resp.bytes_stream(), expected, on_failure),
+            verified_counted(
+                Ecosystem::CratesIo.osv_name(),
+                resp.bytes_stream(),
+                expected,
+                on_failure,
+            ),
         )
             .into_response()
     };

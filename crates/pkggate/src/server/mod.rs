@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod admin;
 pub mod why;
 
 /// Everything a handler may use. Services are injected: tests build an `AppState` with fake
@@ -134,6 +135,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/metrics",
             get(metrics_endpoint).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin_only,
+            )),
+        )
+        .merge(
+            admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 admin_only,
             )),

@@ -229,7 +229,15 @@ fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pkggate"))
         .current_dir(dir.path())
-        .args(["serve", "--port", "0", "--mirror-enabled", "false", "--log-format", "json"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--mirror-enabled",
+            "false",
+            "--log-format",
+            "json",
+        ])
         .env("PKGGATE_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -239,21 +247,34 @@ fn json_logs_are_one_object_per_line() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     let mut seen = Vec::new();
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("no listening line");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no listening line");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         seen.push(v.clone());
         if v["fields"]["message"] == "pkggate listening" {
             break;
         }
     }
-    assert!(seen.iter().all(|v| v["level"].is_string() && v["timestamp"].is_string()), "{seen:?}");
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(
+        seen.iter()
+            .all(|v| v["level"].is_string() && v["timestamp"].is_string()),
+        "{seen:?}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
         assert!(std::time::Instant::now() < deadline);
