@@ -183,6 +183,16 @@ pub fn classify(path: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// Render the counters and histograms as they stand, without refreshing state gauges (tests).
+pub fn render_registry() -> String {
+    let mut out = String::new();
+    let registry = metrics().registry.lock().unwrap_or_else(|p| p.into_inner());
+    if encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
 /// Render every metric, refreshing the state gauges first.
 pub fn render(state: &AppState) -> String {
     let m = metrics();

@@ -415,5 +415,13 @@ fn verified_stream(
             }
         }
     });
-    Body::from_stream(s)
+    let sent = crate::metrics::metrics()
+        .artifact_bytes
+        .get_or_create(&crate::metrics::labels(&[("ecosystem", "PyPI")]))
+        .clone();
+    Body::from_stream(futures_util::StreamExt::inspect(s, move |r| {
+        if let Ok(b) = r {
+            sent.inc_by(b.len() as u64);
+        }
+    }))
 }

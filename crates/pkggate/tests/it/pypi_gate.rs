@@ -184,6 +184,11 @@ async fn files_and_metadata_are_served_and_verified() {
     let v = json_page(&gate, "demo-pkg").await;
     let whl = &v["files"][0];
     let url = whl["url"].as_str().unwrap();
+    let series = r#"pkggate_artifact_bytes_total{ecosystem="PyPI"} "#;
+    let sent_before = pkggate::metrics::render_registry()
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.parse::<f64>().ok()))
+        .unwrap_or(0.0);
     let r = get(url, None).await;
     assert_eq!(r.status(), 200);
     assert!(header(&r, "accept-ranges").is_none());
@@ -191,6 +196,15 @@ async fn files_and_metadata_are_served_and_verified() {
     let body = r.bytes().await.unwrap();
     assert_eq!(len, body.len().to_string());
     assert_eq!(sha256_hex(&body), whl["hashes"]["sha256"].as_str().unwrap());
+    // Bytes sent are counted (the registry is shared: at least ours).
+    let sent_after = pkggate::metrics::render_registry()
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.parse::<f64>().ok()))
+        .unwrap_or(0.0);
+    assert!(
+        sent_after >= sent_before + body.len() as f64,
+        "{sent_before} -> {sent_after}"
+    );
     // HEAD: same Content-Length, no body.
     let r = client().head(url).send().await.unwrap();
     assert_eq!(r.status(), 200);
