@@ -305,6 +305,30 @@ fn bench_next() {
             bytes.len()
         );
     }
+    let mut phases = [std::time::Duration::MAX; 3];
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let doc = Packument::parse(&bytes).unwrap();
+        let t1 = t.elapsed();
+        let facts = doc.facts().unwrap();
+        let t2 = t.elapsed();
+        let out = doc
+            .render(&RenderOptions {
+                removed: &removed,
+                tarball_base: BASE,
+                representation: Representation::Full,
+            })
+            .unwrap();
+        let t3 = t.elapsed();
+        std::hint::black_box((&facts, &out.bytes));
+        phases[0] = phases[0].min(t1);
+        phases[1] = phases[1].min(t2 - t1);
+        phases[2] = phases[2].min(t3 - t2);
+    }
+    println!(
+        "phases (best of 10): parse {:?}, facts {:?}, render full {:?}",
+        phases[0], phases[1], phases[2]
+    );
     let t = std::time::Instant::now();
     let facts = facts_only(&bytes).unwrap();
     println!(

@@ -3,13 +3,14 @@
 
 use super::path::{InvalidName, tarball_url, validate_name};
 use super::raw::{
-    Entries, RawMap, as_bool, as_str, brief, first_duplicate, get, is_object, is_truthy, offset_in,
-    push_json_str,
+    Entries, Members, RawMap, TopMap, TopVal, as_bool, as_str, brief, first_duplicate, get,
+    is_object, is_truthy, object_text, offset_in, push_json_str,
 };
 use super::tags::retarget_dist_tags;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 /// Which packument form a client wants (and pkggate serves).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -211,9 +212,14 @@ pub const GYPFILE_LABEL: &str = "binding.gyp (gypfile)";
 #[derive(Debug)]
 pub struct Packument<'a> {
     src: &'a str,
-    top: Entries<'a>,
+    /// Top-level members in order (`None`: `versions`, read into `versions`).
+    top: Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
     name: Option<Cow<'a, str>>,
-    versions: Entries<'a>,
+    /// `(version, raw text of its object)` in document order.
+    versions: Vec<(Cow<'a, str>, &'a str)>,
+    /// Members of each version object, when they were split while parsing (else empty and
+    /// read on demand).
+    members: Vec<Entries<'a>>,
     index: HashMap<Cow<'a, str>, usize>,
     time: Entries<'a>,
     time_index: HashMap<Cow<'a, str>, usize>,
@@ -221,6 +227,22 @@ pub struct Packument<'a> {
     top_modified: Option<&'a RawValue>,
     repository: Option<String>,
     abbreviated: bool,
+    /// Where each version's `dist.tarball` is, learnt by [`Packument::facts`] so that
+    /// [`Packument::render`] does not read every version object a second time.
+    plans: OnceLock<Vec<DistPlan>>,
+}
+
+/// Where the rewritten `dist.tarball` goes in one version object (offsets into the
+/// document).
+#[derive(Debug, Clone, Copy)]
+enum DistPlan {
+    /// No `dist` object: the version is copied as is.
+    Keep,
+    /// Replace the bytes `start..end` (the upstream `tarball` value).
+    Replace { start: usize, end: usize },
+    /// `dist` has no `tarball`: add one before its closing brace at `close` (after a comma
+    /// unless `dist` is empty).
+    Insert { close: usize, comma: bool },
 }
 
 fn field_in(parent: &str, key: &str) -> String {
@@ -232,15 +254,23 @@ fn parse_object<'a>(
     raw: &'a RawValue,
     at: impl Fn() -> String,
 ) -> Result<Entries<'a>, NpmDocError> {
-    if !is_object(raw) {
+    parse_object_text(raw.get(), at)
+}
+
+/// [`parse_object`] of a value's raw text.
+fn parse_object_text<'a>(
+    text: &'a str,
+    at: impl Fn() -> String,
+) -> Result<Entries<'a>, NpmDocError> {
+    if super::raw::first_byte(text) != Some(b'{') {
         return Err(NpmDocError::BadField {
             field: at(),
             expected: "a JSON object",
-            found: brief(raw.get()),
+            found: brief(text),
         });
     }
-    let RawMap(entries) = serde_json::from_str(raw.get())
-        .map_err(|source| NpmDocError::Nested { at: at(), source })?;
+    let RawMap(entries) =
+        serde_json::from_str(text).map_err(|source| NpmDocError::Nested { at: at(), source })?;
     if let Some(key) = first_duplicate(&entries) {
         return Err(NpmDocError::DuplicateKey {
             at: at(),
@@ -265,7 +295,7 @@ fn repository_url(
     Ok(url.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()))
 }
 
-fn index_of<'a>(entries: &Entries<'a>) -> HashMap<Cow<'a, str>, usize> {
+fn index_of<'a, V>(entries: &[(Cow<'a, str>, V)]) -> HashMap<Cow<'a, str>, usize> {
     entries
         .iter()
         .enumerate()
@@ -347,8 +377,27 @@ impl<'a> Packument<'a> {
                 Ok(_) => Err(NpmDocError::NotAnObject { found: brief(src) }),
             };
         }
+        // One pass over the document that also splits `versions` into its members; when
+        // that fails (invalid JSON, `versions` not an object), the plain raw read below
+        // reports the exact error.
+        match serde_json::from_str(src) {
+            Ok(TopMap(top)) => Self::from_top(src, top),
+            Err(_) => Self::parse_plain(src),
+        }
+    }
+
+    /// Parse with every member of the top level kept as raw text (the exact errors).
+    fn parse_plain(src: &'a str) -> Result<Packument<'a>, NpmDocError> {
         let RawMap(top) =
             serde_json::from_str(src).map_err(|source| NpmDocError::Json { source })?;
+        let top = top.into_iter().map(|(k, v)| (k, TopVal::Raw(v))).collect();
+        Self::from_top(src, top)
+    }
+
+    fn from_top(
+        src: &'a str,
+        top: Vec<(Cow<'a, str>, TopVal<'a>)>,
+    ) -> Result<Packument<'a>, NpmDocError> {
         if let Some(key) = first_duplicate(&top) {
             return Err(NpmDocError::DuplicateKey {
                 at: "(top level)".into(),
@@ -359,6 +408,7 @@ impl<'a> Packument<'a> {
             src,
             name: None,
             versions: Vec::new(),
+            members: Vec::new(),
             index: HashMap::new(),
             time: Vec::new(),
             time_index: HashMap::new(),
@@ -366,10 +416,35 @@ impl<'a> Packument<'a> {
             top_modified: None,
             repository: None,
             abbreviated: false,
-            top: Vec::new(),
+            top: Vec::with_capacity(top.len()),
+            plans: OnceLock::new(),
         };
         let mut has_time = false;
-        for (key, raw) in &top {
+        for (key, val) in top {
+            let raw = match val {
+                TopVal::Raw(raw) => raw,
+                TopVal::Versions(versions) => {
+                    if let Some(key) = first_duplicate(&versions) {
+                        return Err(NpmDocError::DuplicateKey {
+                            at: "versions".into(),
+                            key: brief(key),
+                        });
+                    }
+                    let mut texts = Vec::with_capacity(versions.len());
+                    for (v, members) in &versions {
+                        match object_text(src, members) {
+                            Some(text) => texts.push((v.clone(), text)),
+                            // An empty version object: read everything the plain way.
+                            None => return Self::parse_plain(src),
+                        }
+                    }
+                    doc.index = index_of(&texts);
+                    doc.versions = texts;
+                    doc.members = versions.into_iter().map(|(_, m)| m).collect();
+                    doc.top.push((key, None));
+                    continue;
+                }
+            };
             match key.as_ref() {
                 "name" => {
                     doc.name = Some(as_str(raw).ok_or_else(|| NpmDocError::BadField {
@@ -380,15 +455,7 @@ impl<'a> Packument<'a> {
                 }
                 "versions" => {
                     let versions = parse_object(raw, || "versions".into())?;
-                    if let Some((k, v)) = versions.iter().find(|(_, v)| !is_object(v)) {
-                        return Err(NpmDocError::BadField {
-                            field: field_in("versions", k),
-                            expected: "a JSON object",
-                            found: brief(v.get()),
-                        });
-                    }
-                    doc.index = index_of(&versions);
-                    doc.versions = versions;
+                    doc.set_versions(versions)?;
                 }
                 "time" => {
                     has_time = true;
@@ -406,17 +473,30 @@ impl<'a> Packument<'a> {
                     }
                 }
                 "modified" => {
-                    doc.top_modified = as_str(raw).is_some().then_some(*raw);
+                    doc.top_modified = as_str(raw).is_some().then_some(raw);
                 }
                 "repository" => {
                     doc.repository = repository_url(Some(raw), || "repository".into())?;
                 }
                 _ => {}
             }
+            doc.top.push((key, Some(raw)));
         }
         doc.abbreviated = !has_time && doc.top_modified.is_some();
-        doc.top = top;
         Ok(doc)
+    }
+
+    fn set_versions(&mut self, versions: Entries<'a>) -> Result<(), NpmDocError> {
+        if let Some((k, v)) = versions.iter().find(|(_, v)| !is_object(v)) {
+            return Err(NpmDocError::BadField {
+                field: field_in("versions", k),
+                expected: "a JSON object",
+                found: brief(v.get()),
+            });
+        }
+        self.index = index_of(&versions);
+        self.versions = versions.into_iter().map(|(k, v)| (k, v.get())).collect();
+        Ok(())
     }
 
     /// Top-level `name`.
@@ -484,7 +564,9 @@ impl<'a> Packument<'a> {
 
     /// The upstream object of one version, exactly as upstream wrote it.
     pub fn version_raw(&self, version: &str) -> Option<&'a RawValue> {
-        self.index.get(version).map(|&i| self.versions[i].1)
+        self.index
+            .get(version)
+            .and_then(|&i| serde_json::from_str(self.versions[i].1).ok())
     }
 
     /// Resolve an exact version key, else a dist-tag, to `(version, upstream object)`.
@@ -495,19 +577,30 @@ impl<'a> Packument<'a> {
             None => *self.index.get(self.dist_tag(spec)?)?,
         };
         let (k, v) = &self.versions[i];
-        Some((k.as_ref(), *v))
+        Some((k.as_ref(), serde_json::from_str(v).ok()?))
     }
 
-    fn version_entries(&self, i: usize) -> Result<Entries<'a>, NpmDocError> {
-        let (key, raw) = &self.versions[i];
-        parse_object(raw, || field_in("versions", key))
+    /// The members of version `i` (duplicate keys refused).
+    fn version_entries(&self, i: usize) -> Result<Cow<'_, Members<'a>>, NpmDocError> {
+        let (key, text) = &self.versions[i];
+        let at = || field_in("versions", key);
+        match self.members.get(i) {
+            Some(members) => match first_duplicate(members) {
+                Some(dup) => Err(NpmDocError::DuplicateKey {
+                    at: at(),
+                    key: brief(dup),
+                }),
+                None => Ok(Cow::Borrowed(members.as_slice())),
+            },
+            None => parse_object_text(text, at).map(Cow::Owned),
+        }
     }
 
     /// Install-script facts of one version's members.
     fn install_facts(
         &self,
         key: &str,
-        entries: &Entries<'a>,
+        entries: &Members<'a>,
     ) -> Result<(Vec<String>, Option<bool>), NpmDocError> {
         let mut scripts = Vec::new();
         let scripts_raw = get(entries, "scripts");
@@ -533,7 +626,8 @@ impl<'a> Packument<'a> {
         Ok((scripts, has))
     }
 
-    fn facts_at(&self, i: usize) -> Result<VersionFacts, NpmDocError> {
+    /// Facts of version `i` and where its `dist.tarball` is, from one read of its object.
+    fn scan_at(&self, i: usize) -> Result<(VersionFacts, DistPlan), NpmDocError> {
         let key = self.versions[i].0.as_ref();
         let at = || field_in("versions", key);
         let entries = self.version_entries(i)?;
@@ -545,12 +639,32 @@ impl<'a> Packument<'a> {
             None => self.repository.clone(),
         };
         let (mut tarball_url, mut integrity, mut shasum) = (None, None, None);
+        let mut plan = DistPlan::Keep;
         if let Some(dist) = get(&entries, "dist").filter(|d| is_object(d)) {
             let d = parse_object(dist, || format!("{}.dist", at()))?;
             let s = |k| get(&d, k).and_then(as_str).map(Cow::into_owned);
             (tarball_url, integrity, shasum) = (s("tarball"), s("integrity"), s("shasum"));
+            plan = match get(&d, "tarball") {
+                Some(t) => {
+                    let start = offset_in(self.src, t.get())
+                        .ok_or(NpmDocError::Internal("tarball offset"))?;
+                    DistPlan::Replace {
+                        start,
+                        end: start + t.get().len(),
+                    }
+                }
+                None => {
+                    let start = offset_in(self.src, dist.get())
+                        .ok_or(NpmDocError::Internal("dist offset"))?;
+                    let close = dist.get().rfind('}').ok_or(NpmDocError::Internal("dist"))?;
+                    DistPlan::Insert {
+                        close: start + close,
+                        comma: !d.is_empty(),
+                    }
+                }
+            };
         }
-        Ok(VersionFacts {
+        let facts = VersionFacts {
             version: key.to_string(),
             published: self.time(key).map(Cow::into_owned),
             install_scripts,
@@ -560,20 +674,31 @@ impl<'a> Packument<'a> {
             tarball_url,
             integrity,
             shasum,
-        })
+        };
+        Ok((facts, plan))
     }
 
     /// Facts of one version (`None` when `versions` lacks it).
     pub fn version_facts(&self, version: &str) -> Result<Option<VersionFacts>, NpmDocError> {
         self.index
             .get(version)
-            .map(|&i| self.facts_at(i))
+            .map(|&i| self.scan_at(i).map(|(f, _)| f))
             .transpose()
     }
 
-    /// Facts of every version, in document order.
+    /// Facts of every version, in document order. Also remembers where each version's
+    /// `dist.tarball` is, so a later [`Packument::render`] of the full form copies the
+    /// version objects without reading them again.
     pub fn facts(&self) -> Result<Vec<VersionFacts>, NpmDocError> {
-        (0..self.versions.len()).map(|i| self.facts_at(i)).collect()
+        let mut facts = Vec::with_capacity(self.versions.len());
+        let mut plans = Vec::with_capacity(self.versions.len());
+        for i in 0..self.versions.len() {
+            let (f, p) = self.scan_at(i)?;
+            facts.push(f);
+            plans.push(p);
+        }
+        let _ = self.plans.set(plans);
+        Ok(facts)
     }
 
     /// Owned summary of the whole document (for a per-package facts cache).
@@ -611,8 +736,10 @@ impl<'a> Packument<'a> {
         name: &str,
         base: &str,
     ) -> Result<(), NpmDocError> {
-        let (key, raw) = &self.versions[i];
-        let src = raw.get();
+        let (key, src) = &self.versions[i];
+        if let Some(plan) = self.plans.get().and_then(|p| p.get(i)) {
+            return self.push_planned(out, src, *plan, &tarball_url(base, name, key));
+        }
         let entries = self.version_entries(i)?;
         match get(&entries, "dist").filter(|d| is_object(d)) {
             Some(dist) => {
@@ -631,6 +758,39 @@ impl<'a> Packument<'a> {
         Ok(())
     }
 
+    /// One version object copied with the tarball URL spliced in where `plan` says.
+    fn push_planned(
+        &self,
+        out: &mut Vec<u8>,
+        text: &str,
+        plan: DistPlan,
+        url: &str,
+    ) -> Result<(), NpmDocError> {
+        let start = offset_in(self.src, text).ok_or(NpmDocError::Internal("v offset"))?;
+        let end = start + text.len();
+        let doc = self.src.as_bytes();
+        let part = |a: usize, b: usize| doc.get(a..b).ok_or(NpmDocError::Internal("v"));
+        match plan {
+            DistPlan::Keep => out.extend_from_slice(part(start, end)?),
+            DistPlan::Replace { start: s, end: e } => {
+                out.extend_from_slice(part(start, s)?);
+                push_json_str(out, url);
+                out.extend_from_slice(part(e, end)?);
+            }
+            DistPlan::Insert { close, comma } => {
+                out.extend_from_slice(part(start, close)?);
+                if comma {
+                    out.push(b',');
+                }
+                push_json_str(out, "tarball");
+                out.push(b':');
+                push_json_str(out, url);
+                out.extend_from_slice(part(close, end)?);
+            }
+        }
+        Ok(())
+    }
+
     /// One version in the abbreviated form derived from a full object.
     fn push_version_corgi(
         &self,
@@ -644,7 +804,7 @@ impl<'a> Packument<'a> {
         let (_, has_install) = self.install_facts(key, &entries)?;
         out.push(b'{');
         let mut first = true;
-        for (k, v) in &entries {
+        for (k, v) in entries.iter() {
             if !CORGI_VERSION_FIELDS.contains(&k.as_ref()) {
                 continue;
             }
@@ -713,15 +873,18 @@ impl<'a> Packument<'a> {
         let tags = retarget_dist_tags(&self.dist_tags, &kept_keys);
         let corgi = opts.representation == Representation::Abbreviated && !self.abbreviated;
         let base = opts.tarball_base;
+        // Room for the whole document plus each rewritten tarball URL (usually no longer than
+        // upstream's), so the output is never reallocated and copied.
+        let url_room = base.len() + 2 * name.len() + 32;
         let mut out = Vec::with_capacity(if corgi {
             self.src.len() / 2
         } else {
-            self.src.len() + 64
+            self.src.len() + 64 + kept.len() * url_room
         });
         out.push(b'{');
         let mut first = true;
         if corgi {
-            if let Some(raw) = get(&self.top, "name") {
+            if let Some(raw) = self.top.iter().find(|(k, _)| k == "name").and_then(|e| e.1) {
                 push_key(&mut out, &mut first, "name");
                 out.extend_from_slice(raw.get().as_bytes());
             }
@@ -751,7 +914,11 @@ impl<'a> Packument<'a> {
                         }
                         out.push(b'}');
                     }
-                    _ => out.extend_from_slice(raw.get().as_bytes()),
+                    _ => out.extend_from_slice(
+                        raw.ok_or(NpmDocError::Internal("top value"))?
+                            .get()
+                            .as_bytes(),
+                    ),
                 }
             }
         }
@@ -797,7 +964,7 @@ impl<'a> Packument<'a> {
             }
         };
         let name = self.checked_name()?;
-        let mut out = Vec::with_capacity(self.versions[i].1.get().len() + 64);
+        let mut out = Vec::with_capacity(self.versions[i].1.len() + 64);
         self.push_version_full(&mut out, i, name, opts.tarball_base)?;
         Ok(Some(out))
     }

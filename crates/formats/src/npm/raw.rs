@@ -11,6 +11,9 @@ use std::fmt;
 /// escapes) and the value's raw text (borrowed from the input).
 pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
+/// [`Entries`] as a slice.
+pub(crate) type Members<'a> = [(Cow<'a, str>, &'a RawValue)];
+
 /// A string that borrows from the input when it has no escapes.
 pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
 
@@ -61,6 +64,117 @@ impl<'de> Deserialize<'de> for RawMap<'de> {
     }
 }
 
+/// A top-level value of a packument as read by [`TopMap`].
+pub(crate) enum TopVal<'a> {
+    /// Any member but `versions`: its raw text.
+    Raw(&'a RawValue),
+    /// `versions`, already split into versions and each version into its members.
+    Versions(Vec<(Cow<'a, str>, Entries<'a>)>),
+}
+
+/// A packument's top level read in one pass: every member as raw text, except `versions`,
+/// whose members are split while the document is read (instead of re-reading its raw text).
+/// Fails when `versions` is not an object (callers then take the slower, exact path).
+pub(crate) struct TopMap<'a>(pub Vec<(Cow<'a, str>, TopVal<'a>)>);
+
+impl<'de> Deserialize<'de> for TopMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopMap<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(16);
+                while let Some(CowStr(k)) = map.next_key::<CowStr<'de>>()? {
+                    let v = if k == "versions" {
+                        let VersionsMap(versions) = map.next_value()?;
+                        TopVal::Versions(versions)
+                    } else {
+                        TopVal::Raw(map.next_value()?)
+                    };
+                    out.push((k, v));
+                }
+                Ok(TopMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// `versions` read as `(version, members)` pairs in one pass.
+struct VersionsMap<'a>(Vec<(Cow<'a, str>, Entries<'a>)>);
+
+impl<'de> Deserialize<'de> for VersionsMap<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VersionsMap<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of objects")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(CowStr(k)) = map.next_key::<CowStr<'de>>()? {
+                    let RawMap(members) = map.next_value()?;
+                    out.push((k, members));
+                }
+                Ok(VersionsMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The exact text of a non-empty JSON object from its members (borrowed from `src`, which
+/// the members were read from and which is valid JSON): from the `{` before the first key
+/// to the `}` after the last value. `None` for an empty object (or members not in `src`).
+pub(crate) fn object_text<'a>(src: &'a str, members: &Members<'a>) -> Option<&'a str> {
+    let b = src.as_bytes();
+    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let back = |mut i: usize| {
+        while i > 0 && ws(b[i - 1]) {
+            i -= 1;
+        }
+        i
+    };
+    let first = members.first()?.1.get();
+    let last = members.last()?.1.get();
+    // Back from the first value: `:`, the key string, `{`.
+    let mut i = back(offset_in(src, first)?);
+    if i == 0 || b[i - 1] != b':' {
+        return None;
+    }
+    i = back(i - 1);
+    if i == 0 || b[i - 1] != b'"' {
+        return None;
+    }
+    i -= 1;
+    // The opening quote is the previous `"` not escaped by an odd run of backslashes.
+    loop {
+        let q = b[..i].iter().rposition(|&c| c == b'"')?;
+        let slashes = b[..q].iter().rev().take_while(|&&c| c == b'\\').count();
+        i = q;
+        if slashes % 2 == 0 {
+            break;
+        }
+    }
+    i = back(i);
+    if i == 0 || b[i - 1] != b'{' {
+        return None;
+    }
+    let start = i - 1;
+    let mut end = offset_in(src, last)? + last.len();
+    while end < b.len() && ws(b[end]) {
+        end += 1;
+    }
+    if b.get(end) != Some(&b'}') {
+        return None;
+    }
+    src.get(start..=end)
+}
+
 /// The first key that occurs twice, if any.
 pub(crate) fn first_duplicate<'e, V>(entries: &'e [(Cow<'_, str>, V)]) -> Option<&'e str> {
     if entries.len() <= 24 {
@@ -78,7 +192,7 @@ pub(crate) fn first_duplicate<'e, V>(entries: &'e [(Cow<'_, str>, V)]) -> Option
 }
 
 /// The value of `key` (the caller has rejected duplicates).
-pub(crate) fn get<'a>(entries: &Entries<'a>, key: &str) -> Option<&'a RawValue> {
+pub(crate) fn get<'a>(entries: &Members<'a>, key: &str) -> Option<&'a RawValue> {
     entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 

@@ -895,3 +895,43 @@ proptest! {
         }
     }
 }
+
+/// The one-pass read (versions split while parsing, tarball positions learnt by `facts`)
+/// gives exactly what the plain read does, whatever the whitespace and key escapes.
+#[test]
+fn one_pass_read_matches_plain_read() {
+    let docs = [
+        FULL.to_string(),
+        CORGI.to_string(),
+        // pretty-printed, escaped and quote-ending keys, dist without tarball, empty dist
+        "{ \"name\" : \"x\" ,\n \"versions\" : {\n  \"1.0.0\" : { \"a\\\\\" : 1 , \"dist\" : { \"shasum\" : \"ab\" } } ,\n  \"2.0.0-\\u00e9\" :\t{\r\n\"k\\\"\" : [ ] ,\"dist\":{}}, \"3.0.0\":{\"dist\":{\"tarball\":\"t\"}, \"z\":\"}\"}\n } , \"time\" : { \"1.0.0\" : \"2020-01-01T00:00:00Z\" } }".to_string(),
+        // no dist at all, dist not an object
+        r#"{"name":"x","versions":{"1.0.0":{"name":"x"},"2.0.0":{"dist":"s"}}}"#.to_string(),
+    ];
+    let removed = set(&["1.0.0"]);
+    for doc in &docs {
+        let fast = Packument::parse(doc.as_bytes()).unwrap();
+        let plain = Packument::parse_plain(doc).unwrap();
+        assert!(!fast.members.is_empty(), "{doc}");
+        assert_eq!(fast.versions, plain.versions, "{doc}");
+        assert_eq!(fast.facts().unwrap(), plain.facts().unwrap(), "{doc}");
+        for representation in [Representation::Full, Representation::Abbreviated] {
+            let opts = RenderOptions {
+                removed: &removed,
+                tarball_base: BASE,
+                representation,
+            };
+            // `fast` has its tarball positions (facts ran); a fresh parse does not.
+            let fresh = Packument::parse(doc.as_bytes())
+                .unwrap()
+                .render(&opts)
+                .unwrap();
+            assert_eq!(
+                fast.render(&opts).unwrap(),
+                plain.render(&opts).unwrap(),
+                "{doc}"
+            );
+            assert_eq!(fresh, plain.render(&opts).unwrap(), "{doc}");
+        }
+    }
+}
