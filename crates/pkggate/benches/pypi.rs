@@ -7,6 +7,9 @@
 //! In one process: a fake PyPI (simple host + files host on 127.0.0.1) serving the recorded
 //! `numpy` pages and root index from `../shared/fixtures/registry/pypi/` and a 1 GiB file
 //! generated on the fly, and pkggate in front of it. Reports
+//! * the numpy page parsed, its facts and its renderings (JSON and HTML) timed in process
+//!   (first, cold call each; `cargo test -p pkggate-formats --release pypi::perf_tests --
+//!   --ignored --nocapture` gives best-of-15 timings of the same steps);
 //! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
 //!   pkggate, empty caches) and warm (cached), as medians and ratios;
 //! * the 40 MB root index streamed through pkggate, with peak RSS growth;
@@ -326,13 +329,19 @@ async fn main() {
         };
         let out = page.render(SimpleFormat::Json, &rw).unwrap();
         let render = t.elapsed();
+        let t = Instant::now();
+        let out_html = page.render(SimpleFormat::TextHtml, &rw).unwrap();
+        let render_html = t.elapsed();
         println!(
-            "numpy {label} in process: parse {:.1} ms, facts {:.1} ms ({} versions), render JSON {:.1} ms ({} B)",
+            "numpy {label} in process: parse {:.1} ms ({:.0} MB/s), facts {:.1} ms ({} versions), render JSON {:.1} ms ({} B), render HTML {:.1} ms ({} B)",
             ms(parse),
+            body.len() as f64 / 1e6 / parse.as_secs_f64(),
             ms(facts_t),
             facts.versions.len(),
             ms(render),
-            out.body.len()
+            out.body.len(),
+            ms(render_html),
+            out_html.body.len()
         );
     }
     for (label, accept) in [

@@ -52,11 +52,16 @@ impl ProjectFacts {
     }
 
     pub(crate) fn add_file(&mut self, version: Option<&str>, yanked: bool, upload: Option<&str>) {
-        let Some(version) = version else {
+        let slot = version.map(|v| self.slot(v));
+        self.add_file_at(slot, yanked, upload);
+    }
+
+    /// [`ProjectFacts::add_file`] with the version's slot already known (`None` = unknown).
+    pub(crate) fn add_file_at(&mut self, slot: Option<usize>, yanked: bool, upload: Option<&str>) {
+        let Some(i) = slot else {
             self.unknown_version_files += 1;
             return;
         };
-        let i = self.slot(version);
         let Some(f) = self.versions.get_mut(i) else {
             return;
         };
@@ -64,18 +69,24 @@ impl ProjectFacts {
         if yanked {
             f.yanked_files += 1;
         }
-        if let Some(t) = upload.and_then(UploadTime::parse) {
+        if let Some(raw) = upload
+            && let Some(t) = UploadTime::instant(raw)
+        {
             let earlier = f
                 .earliest_upload
                 .as_ref()
-                .is_none_or(|e| t.instant_cmp(e).is_lt());
+                .is_none_or(|e| t < (e.unix_seconds, e.nanos));
             if earlier {
-                f.earliest_upload = Some(t);
+                f.earliest_upload = Some(UploadTime {
+                    raw: raw.to_string(),
+                    unix_seconds: t.0,
+                    nanos: t.1,
+                });
             }
         }
     }
 
-    fn slot(&mut self, version: &str) -> usize {
+    pub(crate) fn slot(&mut self, version: &str) -> usize {
         let key = version_key(version);
         if let Some(&i) = self.index.get(&key) {
             return i;

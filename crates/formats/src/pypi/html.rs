@@ -217,6 +217,9 @@ pub(crate) fn find_end_tag(b: &[u8], from: usize, name: &[u8]) -> Option<(usize,
 }
 
 fn text_content(raw: &str) -> String {
+    if !raw.contains(['<', '&']) {
+        return raw.trim().to_string();
+    }
     let mut stripped = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(lt) = rest.find('<') {
@@ -325,16 +328,26 @@ pub fn escape(s: &str) -> String {
 }
 
 pub(crate) fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
+    out.reserve(s.len());
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while let Some(p) = bytes[start..]
+        .iter()
+        .position(|&b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
+        let i = start + p;
+        // Only ASCII bytes are matched, so `i` is a char boundary.
+        out.push_str(&s[start..i]);
+        out.push_str(match bytes[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ pub fn parse_legacy_json<'a>(
                 let (files, raw) = parse_list(list).map_err(|e| {
                     PypiError::Shape(format!("`releases` {}: {e}", brief(&version)))
                 })?;
-                releases.push((version, files));
+                releases.push((version.into_owned(), files));
                 raws.push(raw);
             }
             (Some(releases), raws)
@@ -142,12 +142,16 @@ pub fn parse_legacy_json<'a>(
         info_version,
         releases,
         urls,
-        top: top.0,
-        info: info.0,
+        top: owned_keys(top),
+        info: owned_keys(info),
         raw_releases,
         raw_urls,
         repository_url,
     })
+}
+
+fn owned_keys(e: Entries<'_>) -> Vec<(String, &RawValue)> {
+    e.0.into_iter().map(|(k, v)| (k.into_owned(), v)).collect()
 }
 
 fn opt_string(e: &Entries<'_>, key: &str) -> Result<Option<String>, serde_json::Error> {
@@ -561,7 +565,7 @@ fn push_files(
                 json_util::push_object(
                     out,
                     e.0.iter().map(|(k, v)| {
-                        (k.as_str(), if k == "url" { url.as_str() } else { v.get() })
+                        (k.as_ref(), if k == "url" { url.as_str() } else { v.get() })
                     }),
                 );
             }

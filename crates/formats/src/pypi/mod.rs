@@ -94,6 +94,8 @@ mod json_util;
 pub mod legacy;
 pub mod negotiate;
 pub mod page;
+#[cfg(test)]
+mod perf_tests;
 pub mod root;
 pub mod time;
 

@@ -5,12 +5,13 @@ use super::PypiError;
 use super::facts::{ProjectFacts, version_key};
 use super::filename::{FileKind, MAX_FILENAME_LEN, parse_filename};
 use super::html::{self, escape_into};
-use super::json_util::{self, Entries, brief, is_null, json_str, push_json_str, splice};
+use super::json_util::{self, Entries, brief, is_null, push_json_str, splice_into};
 use super::negotiate::SimpleFormat;
 use super::time::UploadTime;
 use crate::ecosystem::pep503_normalize;
 use serde_json::value::RawValue;
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use url::Url;
 
 /// A file's yank state (PEP 592).
@@ -146,7 +147,7 @@ pub struct ProjectPage<'a> {
 #[derive(Debug)]
 enum RawPage<'a> {
     Json {
-        top: Vec<(String, &'a RawValue)>,
+        top: Vec<(Cow<'a, str>, &'a RawValue)>,
         files: Vec<RawFile<'a>>,
         versions: Vec<&'a RawValue>,
     },
@@ -314,8 +315,21 @@ pub(crate) fn json_metadata(raw: &RawValue) -> Result<Option<BTreeMap<String, St
         Flag(bool),
         Hashes(BTreeMap<String, String>),
     }
-    if is_null(raw) {
-        return Ok(None);
+    match raw.get() {
+        "true" => return Ok(Some(BTreeMap::new())),
+        "false" => return Ok(None),
+        _ if is_null(raw) => return Ok(None),
+        _ => {}
+    }
+    if raw.get().starts_with('{') {
+        return json_util::string_map(raw)
+            .map(|h| Some(lower_keys(h)))
+            .map_err(|_| {
+                format!(
+                    "expected true, false or a hash object, got {}",
+                    brief(raw.get())
+                )
+            });
     }
     match serde_json::from_str::<M>(raw.get()) {
         Ok(M::Flag(true)) => Ok(Some(BTreeMap::new())),
@@ -329,6 +343,9 @@ pub(crate) fn json_metadata(raw: &RawValue) -> Result<Option<BTreeMap<String, St
 }
 
 pub(crate) fn lower_keys(h: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    if !h.keys().any(|k| k.bytes().any(|b| b.is_ascii_uppercase())) {
+        return h;
+    }
     h.into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect()
@@ -344,13 +361,13 @@ fn parse_json_file<'a>(
     let filename_raw = entries
         .get("filename")
         .ok_or_else(|| file_error(index, "", "no `filename`"))?;
-    let filename: String = serde_json::from_str(filename_raw.get())
-        .map_err(|e| file_error(index, filename_raw.get(), format!("`filename`: {e}")))?;
+    let filename: String = json_util::raw_str(filename_raw)
+        .map_err(|e| file_error(index, filename_raw.get(), format!("`filename`: {e}")))?
+        .into_owned();
     check_filename(&filename).map_err(|r| file_error(index, &filename, r))?;
     let err = |r: String| file_error(index, &filename, r);
     let url_raw = entries.get("url").ok_or_else(|| err("no `url`".into()))?;
-    let href: String =
-        serde_json::from_str(url_raw.get()).map_err(|e| err(format!("`url`: {e}")))?;
+    let href = json_util::raw_str(url_raw).map_err(|e| err(format!("`url`: {e}")))?;
     let Resolved {
         url,
         hash: fragment_hash,
@@ -358,7 +375,7 @@ fn parse_json_file<'a>(
     } = resolve(base, &href).map_err(|e| err(format!("`url` {}: {e}", brief(&href))))?;
     let typed = |key: &str| -> Option<&'a RawValue> { entries.get(key).filter(|r| !is_null(r)) };
     let mut hashes: BTreeMap<String, String> = match typed("hashes") {
-        Some(raw) => serde_json::from_str::<BTreeMap<String, String>>(raw.get())
+        Some(raw) => json_util::string_map(raw)
             .map(lower_keys)
             .map_err(|e| err(format!("`hashes`: {e}")))?,
         None => BTreeMap::new(),
@@ -368,13 +385,19 @@ fn parse_json_file<'a>(
     }
     let requires_python = match typed("requires-python") {
         Some(raw) => Some(
-            serde_json::from_str::<String>(raw.get())
-                .map_err(|e| err(format!("`requires-python`: {e}")))?,
+            json_util::raw_str(raw)
+                .map_err(|e| err(format!("`requires-python`: {e}")))?
+                .into_owned(),
         ),
         None => None,
     };
     let yanked = match typed("yanked") {
         None => Yanked::No,
+        Some(raw) if raw.get() == "false" => Yanked::No,
+        Some(raw) if raw.get() == "true" => Yanked::Yes { reason: None },
+        Some(raw) if json_util::plain_str(raw).is_some() => {
+            Yanked::from_reason(json_util::plain_str(raw).unwrap_or(""))
+        }
         Some(raw) => {
             #[derive(serde::Deserialize)]
             #[serde(untagged)]
@@ -408,8 +431,9 @@ fn parse_json_file<'a>(
     };
     let upload_time = match typed("upload-time") {
         Some(raw) => Some(
-            serde_json::from_str::<String>(raw.get())
-                .map_err(|e| err(format!("`upload-time`: {e}")))?,
+            json_util::raw_str(raw)
+                .map_err(|e| err(format!("`upload-time`: {e}")))?
+                .into_owned(),
         ),
         None => None,
     };
@@ -451,27 +475,41 @@ pub(crate) fn check_filename(f: &str) -> Result<(), &'static str> {
 pub(crate) struct Resolved {
     pub url: String,
     pub hash: Option<(String, String)>,
-    pub last_segment: Option<String>,
+    /// Where the last path segment lies in `url` (when non-empty).
+    pub last_segment: Option<std::ops::Range<usize>>,
+}
+
+impl Resolved {
+    /// The percent-decoded last path segment (`None` when empty or not UTF-8).
+    pub fn decoded_last_segment(&self) -> Option<String> {
+        self.last_segment
+            .clone()
+            .and_then(|r| self.url.get(r))
+            .and_then(percent_decode)
+    }
 }
 
 /// Resolve `href` against `base`.
 pub(crate) fn resolve(base: &Url, href: &str) -> Result<Resolved, url::ParseError> {
+    if let Some(r) = resolve_plain_absolute(href) {
+        return Ok(r);
+    }
+    resolve_with_url(base, href)
+}
+
+/// The `url` crate's resolution (the general case).
+fn resolve_with_url(base: &Url, href: &str) -> Result<Resolved, url::ParseError> {
     let mut url = base.join(href)?;
-    let hash = url.fragment().and_then(|frag| {
-        let (alg, hex) = frag.split_once('=')?;
-        let alg_ok = !alg.is_empty()
-            && alg.len() <= 16
-            && alg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        let hex_ok =
-            !hex.is_empty() && hex.len() <= 256 && hex.bytes().all(|b| b.is_ascii_hexdigit());
-        (alg_ok && hex_ok).then(|| (alg.to_ascii_lowercase(), hex.to_string()))
-    });
+    let hash = url.fragment().and_then(fragment_hash_of);
     url.set_fragment(None);
     let last_segment = url
         .path_segments()
         .and_then(|mut s| s.next_back())
         .filter(|s| !s.is_empty())
-        .and_then(percent_decode);
+        .and_then(|s| {
+            let off = json_util::subslice_offset(url.as_str(), s)?;
+            Some(off..off + s.len())
+        });
     Ok(Resolved {
         url: url.into(),
         hash,
@@ -479,7 +517,195 @@ pub(crate) fn resolve(base: &Url, href: &str) -> Result<Resolved, url::ParseErro
     })
 }
 
+/// A `#alg=hex` fragment.
+fn fragment_hash_of(frag: &str) -> Option<(String, String)> {
+    let (alg, hex) = frag.split_once('=')?;
+    let alg_ok = !alg.is_empty()
+        && alg.len() <= 16
+        && alg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let hex_ok = !hex.is_empty() && hex.len() <= 256 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    (alg_ok && hex_ok).then(|| (alg.to_ascii_lowercase(), hex.to_string()))
+}
+
+/// Path and query bytes the `url` crate leaves as they are in `http(s)` URLs.
+const PLAIN_URL_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'%'
+            );
+        i += 1;
+    }
+    t
+};
+
+/// A path the `url` crate serialises unchanged: `/`-led plain bytes, no empty or dot
+/// segments (not even percent-encoded ones).
+fn plain_path(path: &[u8]) -> bool {
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    let mut seg_start = 1;
+    for (i, &b) in path.iter().enumerate().skip(1) {
+        if !PLAIN_URL_BYTES[usize::from(b)] {
+            return false;
+        }
+        match b {
+            b'/' => {
+                if !plain_segment(&path[seg_start..i]) {
+                    return false;
+                }
+                seg_start = i + 1;
+            }
+            b'%' if path.get(i + 1) == Some(&b'2')
+                && matches!(path.get(i + 2), Some(b'e' | b'E')) =>
+            {
+                return false;
+            }
+            _ => {}
+        }
+    }
+    // The last segment may be empty (`/dir/`).
+    let last = &path[seg_start..];
+    last.is_empty() || plain_segment(last)
+}
+
+fn plain_segment(seg: &[u8]) -> bool {
+    !matches!(seg, b"" | b"." | b"..")
+}
+
+/// A host the `url` crate serialises unchanged: lower-case ASCII DNS labels (no IDNA
+/// `xn--`, the last label not numeric-looking) or a canonical dotted-quad IPv4 address.
+fn plain_host(host: &str) -> bool {
+    let h = host.as_bytes();
+    if h.is_empty() || h.len() > 253 {
+        return false;
+    }
+    if h.iter().all(|&b| b.is_ascii_digit() || b == b'.') {
+        let canonical_octet = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 3
+                && (l == "0" || !l.starts_with('0'))
+                && l.parse::<u16>().is_ok_and(|n| n <= 255)
+        };
+        return host.split('.').count() == 4 && host.split('.').all(canonical_octet);
+    }
+    let mut label_start = 0;
+    for i in 0..=h.len() {
+        let b = h.get(i).copied();
+        if b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            continue;
+        }
+        if b.is_some() && b != Some(b'.') {
+            return false;
+        }
+        let label = &h[label_start..i];
+        if label.is_empty() || label.len() > 63 || label.starts_with(b"xn--") {
+            return false;
+        }
+        if b.is_none() && !label[0].is_ascii_lowercase() {
+            return false;
+        }
+        label_start = i + 1;
+    }
+    true
+}
+
+/// Resolution without the `url` crate for the common case: an absolute `http(s)` URL that
+/// the `url` crate would serialise unchanged (plain host, optional non-default port, a path
+/// of plain bytes without dot segments, an optional plain query). `None` = not that case
+/// (resolve the general way). The `fast_resolution_agrees` test pins the equivalence.
+fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
+    let (rest, default_port) = if let Some(r) = href.strip_prefix("https://") {
+        (r, "443")
+    } else if let Some(r) = href.strip_prefix("http://") {
+        (r, "80")
+    } else {
+        return None;
+    };
+    let (no_frag, frag) = match rest.split_once('#') {
+        Some((a, f)) => (a, Some(f)),
+        None => (rest, None),
+    };
+    if let Some(f) = frag
+        && !f.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return None;
+    }
+    let slash = no_frag.find('/')?;
+    let (authority, path_query) = no_frag.split_at(slash);
+    let host = match authority.split_once(':') {
+        Some((h, port)) => {
+            let ok = !port.is_empty()
+                && port.len() <= 5
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !port.starts_with('0')
+                && port.parse::<u16>().is_ok()
+                && port != default_port;
+            if !ok {
+                return None;
+            }
+            h
+        }
+        None => authority,
+    };
+    if !plain_host(host) {
+        return None;
+    }
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_query, None),
+    };
+    if !plain_path(path.as_bytes()) {
+        return None;
+    }
+    if let Some(q) = query
+        && !q
+            .bytes()
+            .all(|b| (PLAIN_URL_BYTES[usize::from(b)] && b != b'\'') || b == b'?')
+    {
+        return None;
+    }
+    let last_segment = path
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| {
+            let off = json_util::subslice_offset(href, s)?;
+            Some(off..off + s.len())
+        });
+    let url = href.split_once('#').map_or(href, |(u, _)| u);
+    Some(Resolved {
+        url: url.to_string(),
+        hash: frag.and_then(fragment_hash_of),
+        last_segment,
+    })
+}
+
 fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -500,7 +726,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-const KNOWN_ATTRS: &[&str] = &[
+const KNOWN_ATTRS: [&str; 8] = [
     "href",
     "data-requires-python",
     "data-dist-info-metadata",
@@ -554,39 +780,57 @@ pub fn parse_project_html<'a>(
     let mut files = Vec::with_capacity(page.anchors.len());
     let mut extras = Vec::with_capacity(page.anchors.len());
     for (index, a) in page.anchors.into_iter().enumerate() {
-        let Some(href) = a.attr("href") else {
+        // Known attributes by position in `KNOWN_ATTRS`; names are unique per anchor.
+        let mut known: [Option<String>; KNOWN_ATTRS.len()] = Default::default();
+        let mut extra = Vec::new();
+        for (k, v) in a.attrs {
+            match KNOWN_ATTRS.iter().position(|n| *n == k) {
+                Some(i) => known[i] = Some(v),
+                None => extra.push((k, v)),
+            }
+        }
+        let [
+            href,
+            requires_python,
+            dist_info_metadata,
+            core_metadata,
+            gpg_sig,
+            yanked,
+            upload_time,
+            size,
+        ] = known;
+        let Some(href) = href else {
             continue;
         };
+        let resolved = resolve(&base, &href)
+            .map_err(|e| file_error(index, &a.text, format!("href {}: {e}", brief(&href))))?;
+        let last_segment = resolved.decoded_last_segment();
         let Resolved {
             url,
             hash: fragment_hash,
-            last_segment,
-        } = resolve(&base, href)
-            .map_err(|e| file_error(index, &a.text, format!("href {}: {e}", brief(href))))?;
-        let filename = last_segment
-            .filter(|f| check_filename(f).is_ok())
-            .unwrap_or_else(|| a.text.clone());
+            ..
+        } = resolved;
+        let filename = match last_segment.filter(|f| check_filename(f).is_ok()) {
+            Some(f) => f,
+            None => a.text,
+        };
         check_filename(&filename).map_err(|r| file_error(index, &filename, r))?;
         let hashes: BTreeMap<String, String> = fragment_hash.into_iter().collect();
-        let yanked = a
-            .attr("data-yanked")
-            .map_or(Yanked::No, Yanked::from_reason);
-        let core_metadata = a
-            .attr("data-core-metadata")
-            .or_else(|| a.attr("data-dist-info-metadata"))
+        let yanked = yanked.as_deref().map_or(Yanked::No, Yanked::from_reason);
+        let core_metadata = core_metadata
+            .as_deref()
+            .or(dist_info_metadata.as_deref())
             .and_then(html_metadata);
-        let gpg_sig = a.attr("data-gpg-sig").and_then(|v| match v.trim() {
+        let gpg_sig = gpg_sig.as_deref().and_then(|v| match v.trim() {
             v if v.eq_ignore_ascii_case("true") => Some(true),
             v if v.eq_ignore_ascii_case("false") => Some(false),
             _ => None,
         });
-        let size = a
-            .attr("data-size")
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let size = size.and_then(|v| v.trim().parse::<u64>().ok());
         let parsed = parse_filename(&project, &filename);
         files.push(FileEntry {
-            requires_python: a.attr("data-requires-python").map(str::to_string),
-            upload_time: a.attr("data-upload-time").map(str::to_string),
+            requires_python,
+            upload_time,
             filename,
             url,
             hashes,
@@ -597,12 +841,7 @@ pub fn parse_project_html<'a>(
             kind: parsed.kind,
             version: parsed.version,
         });
-        extras.push(
-            a.attrs
-                .into_iter()
-                .filter(|(k, _)| !KNOWN_ATTRS.contains(&k.as_str()))
-                .collect(),
-        );
+        extras.push(extra);
     }
     Ok(ProjectPage {
         name: project.clone(),
@@ -613,6 +852,51 @@ pub fn parse_project_html<'a>(
         source: SourceFormat::Html,
         raw: RawPage::Html { extras },
     })
+}
+
+/// Dense ids for PEP 440 keys, so each distinct spelling is parsed once per render.
+#[derive(Default)]
+struct KeyIds<'p> {
+    by_spelling: HashMap<&'p str, usize>,
+    by_key: HashMap<String, usize>,
+}
+
+impl<'p> KeyIds<'p> {
+    fn id(&mut self, v: &'p str) -> usize {
+        if let Some(&i) = self.by_spelling.get(v) {
+            return i;
+        }
+        let next = self.by_key.len();
+        let i = *self.by_key.entry(version_key(v)).or_insert(next);
+        self.by_spelling.insert(v, i);
+        i
+    }
+}
+
+/// A set of [`KeyIds`] ids.
+#[derive(Default)]
+struct IdSet(Vec<bool>);
+
+impl IdSet {
+    /// Whether `i` was newly inserted.
+    fn insert(&mut self, i: usize) -> bool {
+        if self.0.len() <= i {
+            self.0.resize(i + 1, false);
+        }
+        !std::mem::replace(&mut self.0[i], true)
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0.get(i).copied().unwrap_or(false)
+    }
+
+    fn union_with(&mut self, other: &IdSet) {
+        for (i, &b) in other.0.iter().enumerate() {
+            if b {
+                self.insert(i);
+            }
+        }
+    }
 }
 
 /// The filtering decided before rendering.
@@ -630,39 +914,43 @@ impl<'a> ProjectPage<'a> {
     /// files, plus versions listed without files.
     pub fn facts(&self) -> ProjectFacts {
         let mut facts = ProjectFacts::default();
+        // Slots by spelling: each distinct spelling is PEP 440-keyed once.
+        let mut slots: HashMap<&str, usize> = HashMap::new();
         for v in self.versions.iter().flatten() {
-            facts.add_listed(v);
+            let slot = facts.slot(v);
+            slots.entry(v).or_insert(slot);
         }
         for f in &self.files {
-            facts.add_file(
-                f.version.as_deref(),
-                f.yanked.is_yanked(),
-                f.upload_time.as_deref(),
-            );
+            let slot = f
+                .version
+                .as_deref()
+                .map(|v| *slots.entry(v).or_insert_with(|| facts.slot(v)));
+            facts.add_file_at(slot, f.yanked.is_yanked(), f.upload_time.as_deref());
         }
         facts
     }
 
     fn plan(&self, rw: &Rewrite<'_>) -> Plan {
         let keep: Vec<bool> = self.files.iter().map(|f| (rw.keep_file)(f)).collect();
-        let mut had_files = HashSet::new();
-        let mut kept_files = HashSet::new();
+        let mut keys = KeyIds::default();
+        let mut had_files = IdSet::default();
+        let mut kept_files = IdSet::default();
         for (f, &k) in self.files.iter().zip(&keep) {
             if let Some(v) = &f.version {
-                let key = version_key(v);
+                let key = keys.id(v);
                 if k {
-                    kept_files.insert(key.clone());
+                    kept_files.insert(key);
                 }
                 had_files.insert(key);
             }
         }
-        let mut out_keys = HashSet::new();
+        let mut out_keys = IdSet::default();
         let (listed, derived) = match &self.versions {
             Some(list) => {
                 let mut idx = Vec::new();
                 for (i, v) in list.iter().enumerate() {
-                    let key = version_key(v);
-                    let lost_all_files = had_files.contains(&key) && !kept_files.contains(&key);
+                    let key = keys.id(v);
+                    let lost_all_files = had_files.contains(key) && !kept_files.contains(key);
                     if !lost_all_files && (rw.keep_version)(v) {
                         idx.push(i);
                         out_keys.insert(key);
@@ -674,8 +962,8 @@ impl<'a> ProjectPage<'a> {
                 let mut derived = Vec::new();
                 for (f, &k) in self.files.iter().zip(&keep) {
                     if let (true, Some(v)) = (k, &f.version) {
-                        let key = version_key(v);
-                        if !out_keys.contains(&key) && (rw.keep_version)(v) {
+                        let key = keys.id(v);
+                        if !out_keys.contains(key) && (rw.keep_version)(v) {
                             out_keys.insert(key);
                             derived.push(v.clone());
                         }
@@ -686,17 +974,17 @@ impl<'a> ProjectPage<'a> {
             }
         };
         // A version a kept file still carries is not removed, listed or not.
-        out_keys.extend(kept_files);
+        out_keys.union_with(&kept_files);
         let mut removed_versions = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let upstream = self
             .versions
             .iter()
             .flatten()
             .chain(self.files.iter().filter_map(|f| f.version.as_ref()));
         for v in upstream {
-            let key = version_key(v);
-            if !out_keys.contains(&key) && seen.insert(key) {
+            let key = keys.id(v);
+            if !out_keys.contains(key) && seen.insert(key) {
                 removed_versions.push(v.clone());
             }
         }
@@ -746,6 +1034,7 @@ impl<'a> ProjectPage<'a> {
                 versions,
             } => {
                 out.reserve(top.iter().map(|(_, v)| v.get().len()).sum::<usize>() + 64);
+                let mut url_buf = String::with_capacity(256);
                 out.push('{');
                 let mut first = true;
                 if !top.iter().any(|(k, _)| k == "meta") {
@@ -766,20 +1055,20 @@ impl<'a> ProjectPage<'a> {
                     first = false;
                     push_json_str(&mut out, k);
                     out.push(':');
-                    match k.as_str() {
+                    match k.as_ref() {
                         "files" => {
                             out.push('[');
                             for (n, (i, entry)) in self.kept(plan).enumerate() {
                                 if n > 0 {
                                     out.push(',');
                                 }
-                                let new_url = json_str(&(rw.file_url)(entry));
+                                url_buf.clear();
+                                push_json_str(&mut url_buf, &(rw.file_url)(entry));
                                 let rf = files.get(i).ok_or_else(|| {
                                     PypiError::Shape("file index out of range".into())
                                 })?;
-                                match splice(rf.obj.get(), rf.url.get(), &new_url) {
-                                    Some(s) => out.push_str(&s),
-                                    None => push_rebuilt_object(&mut out, rf.obj, &new_url)?,
+                                if !splice_into(&mut out, rf.obj.get(), rf.url.get(), &url_buf) {
+                                    push_rebuilt_object(&mut out, rf.obj, &url_buf)?;
                                 }
                             }
                             out.push(']');
@@ -993,7 +1282,98 @@ fn push_rebuilt_object(out: &mut String, obj: &RawValue, url_json: &str) -> Resu
         entries
             .0
             .iter()
-            .map(|(k, v)| (k.as_str(), if k == "url" { url_json } else { v.get() })),
+            .map(|(k, v)| (k.as_ref(), if k == "url" { url_json } else { v.get() })),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Whenever the fast path answers, it answers exactly what the `url` crate does.
+    fn agrees(href: &str) -> bool {
+        let base = Url::parse("https://pypi.example/simple/x/").unwrap();
+        let Some(fast) = resolve_plain_absolute(href) else {
+            return false;
+        };
+        let slow = resolve_with_url(&base, href).unwrap();
+        assert_eq!(fast.url, slow.url, "{href}");
+        assert_eq!(fast.hash, slow.hash, "{href}");
+        assert_eq!(
+            fast.decoded_last_segment(),
+            slow.decoded_last_segment(),
+            "{href}"
+        );
+        true
+    }
+
+    #[test]
+    fn fast_resolution_agrees() {
+        for href in [
+            "https://files.pythonhosted.org/packages/a/b/numpy-1.0.tar.gz#sha256=AbC0",
+            "http://127.0.0.1:8080/files/x-1.0.whl",
+            "https://h.example/p/x%2Fy-1.0.whl#md5=00",
+            "https://h.example/p/x-1.0.whl?a=b&c=d?e#frag",
+            "https://h.example/p/x%20y-1.0.whl#sha256=zz",
+            "https://h.example/p/x-1.0.whl#",
+            "https://h.example/p/x-1.0.whl?",
+            "https://h.example/p/",
+            "https://h.example/p/x-1.0.whl#a=b#c",
+            "https://h.example/p/x-1.0.whl#sha256=ab\"cd",
+            "http://0.0.0.0/x",
+            "http://255.255.255.255:65535/x",
+            "https://a-b.c-d.example:1/x:y@z;w=v,u+t*s$r!q~p",
+        ] {
+            assert!(agrees(href), "{href} should take the fast path");
+        }
+        for href in [
+            "HTTPS://h.example/x",
+            "https://H.example/x",
+            "https://h.example",
+            "https://h.example:443/x",
+            "http://h.example:80/x",
+            "https://h.example:0443/x",
+            "https://h.example:/x",
+            "https://h.example:99999/x",
+            "https://u@h.example/x",
+            "https://xn--nxasmq6b.example/x",
+            "https://h.123/x",
+            "https://h.0x1f/x",
+            "http://127.0.0.01/x",
+            "http://1.2.3/x",
+            "https://h..example/x",
+            "https://h.example./x",
+            "https://h.example/a/../x",
+            "https://h.example/a/./x",
+            "https://h.example/a/%2e%2E/x",
+            "https://h.example/a//x",
+            "https://h.example/a\\x",
+            "https://h.example/a b",
+            "https://h.example/a\tb",
+            "https://h.example/é",
+            "https://h.example/a?q='x'",
+            "https://h.example/a{b}",
+            " https://h.example/a",
+            "https://h.example/a#b c",
+            "//h.example/x",
+            "../x-1.0.whl",
+        ] {
+            let base = Url::parse("https://pypi.example/simple/x/").unwrap();
+            assert!(resolve_plain_absolute(href).is_none(), "{href}");
+            let _ = resolve_with_url(&base, href);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_resolution_agrees_on_generated(
+            scheme in "https?://",
+            host in "[a-z0-9.\\-]{1,12}(:[0-9]{1,6})?",
+            rest in "/[a-zA-Z0-9%./_~!$&()*+,;=:@?#'\\-]{0,30}",
+        ) {
+            let _ = agrees(&format!("{scheme}{host}{rest}"));
+        }
+    }
 }

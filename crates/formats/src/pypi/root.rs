@@ -126,8 +126,31 @@ impl RootFilter {
                         && rest[1].eq_ignore_ascii_case(&b'a')
                         && (rest[2].is_ascii_whitespace() || rest[2] == b'>');
                     if !is_anchor {
-                        out.push(b'<');
-                        pos += 1;
+                        // Another tag (`<br/>`, `</a>`, `<meta …>`): pass it through whole. A
+                        // `<` inside it means malformed markup (`<a<a href=…>`): drop the
+                        // fragment up to that `<`, or removing the inner link could splice
+                        // the fragment and the text after it into a new link.
+                        let next_gt = find_byte(&buf, pos + 1, b'>');
+                        let next_lt = find_byte(&buf, pos + 1, b'<');
+                        match (next_gt, next_lt) {
+                            (Some(gt), None) => {
+                                out.extend_from_slice(&buf[pos..=gt]);
+                                pos = gt + 1;
+                            }
+                            (Some(gt), Some(lt)) if gt < lt => {
+                                out.extend_from_slice(&buf[pos..=gt]);
+                                pos = gt + 1;
+                            }
+                            (_, Some(lt)) => {
+                                self.dropped_malformed += 1;
+                                pos = lt;
+                            }
+                            (None, None) if last || buf.len() - pos > MAX_PENDING => {
+                                out.extend_from_slice(&buf[pos..]);
+                                pos = buf.len();
+                            }
+                            (None, None) => break,
+                        }
                         continue;
                     }
                     match complete_end_tag(&buf, pos + 2) {
@@ -368,6 +391,30 @@ mod tests {
         );
     }
 
+    /// Found by the `pypi_root` fuzz target: removing the inner link of `<a<a …>` must not
+    /// splice the fragment before it and the text after it into a new link.
+    #[test]
+    fn removal_never_creates_a_link() {
+        let input = b"<a href=\"/simple/safe/\">safe</a>\n<a<a href=\"/simple/evil/\">evil</a> href=\"/simple/evil/\">evil</a>\n";
+        for chunk in [1, 3, 7, input.len()] {
+            let (out, f) = run(input, chunk, &["evil"]);
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                !text.contains("<a href=\"/simple/evil/\""),
+                "chunk {chunk}: {text}"
+            );
+            assert!(
+                text.contains("<a href=\"/simple/safe/\">safe</a>"),
+                "{text}"
+            );
+            assert_eq!(f.removed(), 1);
+            // Filtering the output again removes nothing more.
+            let (again, g) = run(&out, chunk, &["evil"]);
+            assert_eq!(g.removed(), 0);
+            assert_eq!(again, out);
+        }
+    }
+
     #[test]
     fn pathological_elements_are_bounded_and_dropped() {
         let mut page = b"<p>x</p><a href=\"a/\">".to_vec();
@@ -390,9 +437,26 @@ mod tests {
         let (out, f) = run(b"<a href=\"a/\">a</a>\n<a href=\"b/\">b", 2, &[]);
         assert_eq!(out, b"<a href=\"a/\">a</a>\n");
         assert_eq!(f.dropped_malformed(), 1);
-        // A lone `<` and text pass.
-        let (out, _) = run(b"a < b <", 1, &[]);
-        assert_eq!(out, b"a < b <");
+        // Text with `<`: a `<` closed by `>` passes; one followed by another `<` first is a
+        // malformed fragment and is dropped (it could splice into a link, see
+        // `removal_never_creates_a_link`); a trailing one passes.
+        let (out, f) = run(b"a < b > c", 1, &[]);
+        assert_eq!(out, b"a < b > c");
+        assert_eq!(f.dropped_malformed(), 0);
+        let (out, f) = run(b"a < b <", 1, &[]);
+        assert_eq!(out, b"a <");
+        assert_eq!(f.dropped_malformed(), 1);
+        // `<<a …>` is the same splice with a bare `<`.
+        let (out, _) = run(
+            b"<<a href=\"/simple/evil/\">evil</a>a href=\"/simple/evil/\">evil</a>",
+            3,
+            &["evil"],
+        );
+        assert!(
+            !String::from_utf8_lossy(&out).contains("<a href"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
     }
 
     #[test]

@@ -17,6 +17,16 @@ impl UploadTime {
     /// Parse RFC 3339 `YYYY-MM-DDTHH:MM:SS(.fraction)?(Z|±HH:MM)?` (`T` or space; a missing
     /// offset means UTC, as in PyPI's legacy naive `upload_time`). `None` when invalid.
     pub fn parse(raw: &str) -> Option<UploadTime> {
+        let (unix_seconds, nanos) = UploadTime::instant(raw)?;
+        Some(UploadTime {
+            raw: raw.to_string(),
+            unix_seconds,
+            nanos,
+        })
+    }
+
+    /// [`UploadTime::parse`] without keeping the string: `(unix_seconds, nanos)`.
+    pub(crate) fn instant(raw: &str) -> Option<(i64, u32)> {
         let s = raw.trim();
         let b = s.as_bytes();
         if b.len() < 19 || b.len() > 64 {
@@ -85,11 +95,7 @@ impl UploadTime {
         };
         let days = days_from_civil(year, month, day);
         let unix_seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-        Some(UploadTime {
-            raw: raw.to_string(),
-            unix_seconds,
-            nanos,
-        })
+        Some((unix_seconds, nanos))
     }
 
     /// Order by instant.
