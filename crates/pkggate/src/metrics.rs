@@ -153,6 +153,17 @@ pub fn metrics() -> &'static Metrics {
     })
 }
 
+/// Count one lookup of the cache named `cache` (`pkggate_cache_lookups_total`).
+pub fn cache_lookup(cache: &'static str, hit: bool) {
+    metrics()
+        .cache
+        .get_or_create(&labels(&[
+            ("cache", cache),
+            ("result", if hit { "hit" } else { "miss" }),
+        ]))
+        .inc();
+}
+
 /// Label set helper.
 pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()

@@ -160,17 +160,6 @@ pub struct BundleMeta {
 type CompiledRows = Vec<(Arc<Finding>, CompiledMatcher)>;
 
 /// (ecosystem, normalised name) → (generation, compiled advisories).
-/// Count a lookup of the compiled-advisory cache (`pkggate_cache_lookups_total{cache="intel"}`).
-fn cache_lookup(result: &'static str) {
-    crate::metrics::metrics()
-        .cache
-        .get_or_create(&crate::metrics::labels(&[
-            ("cache", "intel"),
-            ("result", result),
-        ]))
-        .inc();
-}
-
 type PackageCache = HashMap<(Ecosystem, String), (u64, Arc<CompiledRows>)>;
 
 /// Packages whose compiled advisories are cached (the cache is cleared when full).
@@ -557,11 +546,11 @@ impl IntelStore {
             if let Some((g, rows)) = cache.get(&key)
                 && *g == generation
             {
-                cache_lookup("hit");
+                crate::metrics::cache_lookup("intel", true);
                 return Ok(rows.clone());
             }
         }
-        cache_lookup("miss");
+        crate::metrics::cache_lookup("intel", false);
         let rows: CompiledRows = self
             .package_rows(eco, name)?
             .into_iter()

@@ -33,10 +33,12 @@ struct LruInner<K, V> {
 pub(crate) struct Lru<K, V> {
     inner: Mutex<LruInner<K, V>>,
     budget: usize,
+    /// The `cache` label of `pkggate_cache_lookups_total`.
+    name: &'static str,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone + Weigh> Lru<K, V> {
-    pub fn new(budget: usize) -> Self {
+    pub fn new(name: &'static str, budget: usize) -> Self {
         Lru {
             inner: Mutex::new(LruInner {
                 map: HashMap::new(),
@@ -44,16 +46,22 @@ impl<K: Eq + Hash + Clone, V: Clone + Weigh> Lru<K, V> {
                 tick: 0,
             }),
             budget,
+            name,
         }
     }
 
     pub fn get(&self, k: &K) -> Option<V> {
-        let mut g = lock(&self.inner);
-        g.tick += 1;
-        let tick = g.tick;
-        let slot = g.map.get_mut(k)?;
-        slot.used = tick;
-        Some(slot.value.clone())
+        let found = {
+            let mut g = lock(&self.inner);
+            g.tick += 1;
+            let tick = g.tick;
+            g.map.get_mut(k).map(|slot| {
+                slot.used = tick;
+                slot.value.clone()
+            })
+        };
+        crate::metrics::cache_lookup(self.name, found.is_some());
+        found
     }
 
     pub fn insert(&self, k: K, v: V) {
@@ -174,7 +182,7 @@ mod tests {
 
     #[test]
     fn lru_evicts_least_recently_used_by_weight() {
-        let c = Lru::new(100);
+        let c = Lru::new("test", 100);
         c.insert(1, W(20));
         c.insert(2, W(20));
         c.insert(3, W(20));

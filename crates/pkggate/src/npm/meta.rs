@@ -289,8 +289,8 @@ pub const BIG_DOC_BUDGET_MIB: u32 = 384;
 impl Default for NpmState {
     fn default() -> Self {
         NpmState {
-            views: Lru::new(VIEW_CACHE_BYTES),
-            facts: Lru::new(FACT_CACHE_BYTES),
+            views: Lru::new("npm_views", VIEW_CACHE_BYTES),
+            facts: Lru::new("npm_facts", FACT_CACHE_BYTES),
             view_flights: Flights::new(),
             doc_flights: Flights::new(),
             fact_flights: Flights::new(),

@@ -193,7 +193,15 @@ where
             }
         }
     });
-    Body::from_stream(stream)
+    let sent = crate::metrics::metrics()
+        .artifact_bytes
+        .get_or_create(&crate::metrics::labels(&[("ecosystem", "npm")]))
+        .clone();
+    Body::from_stream(futures_util::StreamExt::inspect(stream, move |r| {
+        if let Ok(b) = r {
+            sent.inc_by(b.len() as u64);
+        }
+    }))
 }
 
 /// The body of a HEAD answer: no bytes, but the GET's length (so the server keeps the

@@ -479,8 +479,12 @@ impl Shared {
     ) -> Result<PageFetch, Response> {
         let max_age = state.config.metadata_max_age;
         let cached = lock(&self.pages).get(project).cloned();
+        let fresh = cached
+            .as_ref()
+            .is_some_and(|c| c.fetched.elapsed() < max_age);
+        crate::metrics::cache_lookup("pypi_pages", fresh);
         if let Some(c) = &cached
-            && c.fetched.elapsed() < max_age
+            && fresh
         {
             return Ok(PageFetch::Cached(c.clone()));
         }
@@ -815,6 +819,7 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
         .get(&(project.clone(), format))
         .filter(|r| r.key == key)
         .cloned();
+    crate::metrics::cache_lookup("pypi_rendered", cached.is_some());
     let rendered = match cached {
         Some(r) => r,
         None => {

@@ -67,6 +67,8 @@ async fn metrics_follow_traffic_and_state() {
         "pkggate_policy_info{revision=",
         "pkggate_audit_queue_depth",
         "pkggate_audit_write_errors",
+        r#"pkggate_cache_lookups_total{cache="intel",result="hit"}"#,
+        r#"pkggate_cache_lookups_total{cache="intel",result="miss"}"#,
         "# EOF",
     ] {
         assert!(after.contains(name), "missing {name} in:\n{after}");

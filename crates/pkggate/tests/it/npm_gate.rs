@@ -291,6 +291,14 @@ async fn allowed_tarballs_stream_verified_and_tampered_ones_abort() {
         &[("latest", "1.0.1")],
     );
     let want = s.tarballs[0].1.clone();
+    let series = r#"pkggate_artifact_bytes_total{ecosystem="npm"} "#;
+    let sent = || {
+        pkggate::metrics::render_registry()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.parse::<f64>().ok()))
+            .unwrap_or(0.0)
+    };
+    let sent_before = sent();
     for path in ["/@sc/good/-/good-1.0.0.tgz", "/@sc%2fgood/-/good-1.0.0.tgz"] {
         // yarn 1 sends the corgi Accept on tarballs: never a 406.
         let (status, hdrs, body) = get(&format!("{}{path}", h.base), &[("accept", CORGI)]).await;
@@ -298,6 +306,8 @@ async fn allowed_tarballs_stream_verified_and_tampered_ones_abort() {
         assert_eq!(body, want, "identical bytes");
         assert!(hdrs.get("content-encoding").is_none());
     }
+    // Bytes sent are counted (the registry is shared by the tests: at least ours).
+    assert!(sent() >= sent_before + 2.0 * want.len() as f64);
     let head = client()
         .head(format!("{}/@sc/good/-/good-1.0.0.tgz", h.base))
         .send()
