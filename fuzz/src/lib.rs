@@ -97,7 +97,7 @@ pub fn pct_segment(s: &str) -> String {
 
 /// Page URLs the PyPI targets resolve relative links against.
 pub const PAGE_URLS: [&str; 2] = [
-    "https://pypi.org/simple/project/",
+    "https://upstream.example/simple/project/",
     "http://127.0.0.1:8080/pypi/simple/project/",
 ];
 

@@ -528,6 +528,14 @@ async fn real_cargo_end_to_end() {
     .unwrap();
     assert!(ok, "{out}");
     assert_eq!(locked_version(p.path()).as_deref(), Some("0.1.1"), "{out}");
+    // The lockfile's source id for the replaced default registry, as cargo wrote it (the
+    // hand-written lockfiles below reuse it).
+    let lock = std::fs::read_to_string(p.path().join("Cargo.lock")).unwrap();
+    let source = lock
+        .lines()
+        .find_map(|l| l.strip_prefix("source = \"").and_then(|r| r.strip_suffix('"')))
+        .unwrap()
+        .to_string();
     let (ok, out) = tokio::task::spawn_blocking({
         let d = p.path().to_path_buf();
         move || run_cargo(&d, &["fetch", "--locked"])
@@ -552,7 +560,7 @@ async fn real_cargo_end_to_end() {
     std::fs::write(
         p3.path().join("Cargo.lock"),
         format!(
-            "version = 4\n\n[[package]]\nname = \"democrate\"\nversion = \"0.1.2\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{c012}\"\n\n[[package]]\nname = \"e2e\"\nversion = \"0.1.0\"\ndependencies = [\n \"democrate\",\n]\n"
+            "version = 4\n\n[[package]]\nname = \"democrate\"\nversion = \"0.1.2\"\nsource = \"{source}\"\nchecksum = \"{c012}\"\n\n[[package]]\nname = \"e2e\"\nversion = \"0.1.0\"\ndependencies = [\n \"democrate\",\n]\n"
         ),
     )
     .unwrap();
@@ -573,7 +581,7 @@ async fn real_cargo_end_to_end() {
     std::fs::write(
         p4.path().join("Cargo.lock"),
         format!(
-            "version = 4\n\n[[package]]\nname = \"democrate\"\nversion = \"0.1.1\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{c011}\"\n\n[[package]]\nname = \"e2e\"\nversion = \"0.1.0\"\ndependencies = [\n \"democrate\",\n]\n"
+            "version = 4\n\n[[package]]\nname = \"democrate\"\nversion = \"0.1.1\"\nsource = \"{source}\"\nchecksum = \"{c011}\"\n\n[[package]]\nname = \"e2e\"\nversion = \"0.1.0\"\ndependencies = [\n \"democrate\",\n]\n"
         ),
     )
     .unwrap();
