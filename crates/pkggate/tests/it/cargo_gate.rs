@@ -533,7 +533,10 @@ async fn real_cargo_end_to_end() {
     let lock = std::fs::read_to_string(p.path().join("Cargo.lock")).unwrap();
     let source = lock
         .lines()
-        .find_map(|l| l.strip_prefix("source = \"").and_then(|r| r.strip_suffix('"')))
+        .find_map(|l| {
+            l.strip_prefix("source = \"")
+                .and_then(|r| r.strip_suffix('"'))
+        })
         .unwrap()
         .to_string();
     let (ok, out) = tokio::task::spawn_blocking({
