@@ -14,7 +14,7 @@
 //! upstream's ETag: later fetches revalidate (a 304 reuses the bytes), and a
 //! `cargo fetch --locked` that skips the index is still decided with `pubtime`.
 
-use crate::artifact::{Expected, StreamFailure, verified_counted};
+use crate::artifact::{Expected, Failure, from_hex, verified_counted};
 use crate::audit::AuditEvent;
 use crate::ecosystems::Adapter;
 use crate::gate::{RequestKind, VersionInput, blocked_response};
@@ -451,12 +451,14 @@ async fn download(
             verdict.policy_revision.clone(),
             verdict.intel_revision.clone(),
         );
-        let on_failure = move |f: StreamFailure| {
+        let on_failure = move |f: Failure| {
             let reason = match f {
-                StreamFailure::Mismatch { expected, actual } => {
+                Failure::Mismatch {
+                    expected, actual, ..
+                } => {
                     format!("sha256 mismatch: index cksum {expected}, received {actual}")
                 }
-                StreamFailure::Upstream(e) => format!("upstream failed mid-transfer: {e}"),
+                Failure::Upstream(e) => format!("upstream failed mid-transfer: {e}"),
             };
             tracing::warn!(
                 "BLOCK  [crates.io] {name}@{ver} rule=integrity_mismatch reason={reason} source="
@@ -482,7 +484,9 @@ async fn download(
                 let _ = audit.record(vec![event]).await;
             });
         };
-        let expected = cksum.map(Expected::Sha256).unwrap_or(Expected::None);
+        let expected = cksum
+            .as_deref()
+            .map_or(Expected::None, |c| from_hex("sha256", c));
         (
             StatusCode::OK,
             verified_counted(

@@ -4,6 +4,7 @@
 //! bytes and writes an audit line.
 
 use super::meta::{MetaError, NpmState, VerFacts, clone_error};
+use crate::artifact::{Expected, Failure, verified_counted};
 use crate::audit::AuditEvent;
 use crate::gate::{RequestKind, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
@@ -11,22 +12,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+
 use pkggate_formats::Ecosystem;
 use pkggate_formats::npm::Representation;
 use serde_json::json;
-use sha2::Digest;
+
 use std::sync::Arc;
 
 const NPM: Ecosystem = Ecosystem::Npm;
-
-/// The digest a tarball must have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
-    /// Algorithm name (`sha512`, `sha384`, `sha256`, `sha1`) and raw digest bytes.
-    Digest(&'static str, Vec<u8>),
-    None,
-}
 
 /// The strongest digest pkggate can check among `integrity` (SRI, possibly several
 /// space-separated entries) and `shasum` (sha1 hex).
@@ -61,147 +54,6 @@ pub fn expected(integrity: Option<&str>, shasum: Option<&str>) -> Expected {
         Some(raw) if raw.len() == 20 => Expected::Digest("sha1", raw),
         _ => Expected::None,
     }
-}
-
-enum Hasher {
-    Sha1(sha1::Sha1),
-    Sha256(sha2::Sha256),
-    Sha384(sha2::Sha384),
-    Sha512(sha2::Sha512),
-    None,
-}
-
-impl Hasher {
-    fn new(e: &Expected) -> Hasher {
-        match e {
-            Expected::Digest("sha1", _) => Hasher::Sha1(sha1::Sha1::new()),
-            Expected::Digest("sha256", _) => Hasher::Sha256(sha2::Sha256::new()),
-            Expected::Digest("sha384", _) => Hasher::Sha384(sha2::Sha384::new()),
-            Expected::Digest(_, _) => Hasher::Sha512(sha2::Sha512::new()),
-            Expected::None => Hasher::None,
-        }
-    }
-
-    fn update(&mut self, b: &[u8]) {
-        match self {
-            Hasher::Sha1(h) => h.update(b),
-            Hasher::Sha256(h) => h.update(b),
-            Hasher::Sha384(h) => h.update(b),
-            Hasher::Sha512(h) => h.update(b),
-            Hasher::None => {}
-        }
-    }
-
-    fn finish(self) -> Option<Vec<u8>> {
-        Some(match self {
-            Hasher::Sha1(h) => h.finalize().to_vec(),
-            Hasher::Sha256(h) => h.finalize().to_vec(),
-            Hasher::Sha384(h) => h.finalize().to_vec(),
-            Hasher::Sha512(h) => h.finalize().to_vec(),
-            Hasher::None => return None,
-        })
-    }
-}
-
-/// Why a transfer was cut.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    Mismatch {
-        algorithm: &'static str,
-        expected: String,
-        actual: String,
-    },
-    Upstream(String),
-}
-
-struct VerifyState<S> {
-    inner: S,
-    hasher: Option<Hasher>,
-    pending: Option<Bytes>,
-    expected: Expected,
-    on_failure: Option<Box<dyn FnOnce(Failure) + Send>>,
-    done: bool,
-}
-
-/// Pass `upstream` through chunk by chunk (the next chunk is read only when the client took
-/// the previous one), always holding back the latest chunk until the digest of the whole
-/// body is known. On a mismatch or an upstream error the body ends with an error: the
-/// connection is cut before the last bytes, so no client can accept the artifact.
-pub fn verified<S, E>(
-    upstream: S,
-    expected: Expected,
-    on_failure: impl FnOnce(Failure) + Send + 'static,
-) -> Body
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::fmt::Display,
-{
-    let st = VerifyState {
-        inner: upstream,
-        hasher: Some(Hasher::new(&expected)),
-        pending: None,
-        expected,
-        on_failure: Some(Box::new(on_failure)),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(st, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            match st.inner.next().await {
-                Some(Ok(chunk)) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    if let Some(h) = st.hasher.as_mut() {
-                        h.update(&chunk);
-                    }
-                    if let Some(prev) = st.pending.replace(chunk) {
-                        return Some((Ok::<Bytes, std::io::Error>(prev), st));
-                    }
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    let msg = e.to_string();
-                    if let Some(f) = st.on_failure.take() {
-                        f(Failure::Upstream(msg.clone()));
-                    }
-                    let err = std::io::Error::other(format!("upstream failed mid-transfer: {msg}"));
-                    return Some((Err(err), st));
-                }
-                None => {
-                    st.done = true;
-                    let actual = st.hasher.take().and_then(Hasher::finish);
-                    if let (Expected::Digest(alg, want), Some(got)) = (&st.expected, actual)
-                        && *want != got
-                    {
-                        if let Some(f) = st.on_failure.take() {
-                            f(Failure::Mismatch {
-                                algorithm: alg,
-                                expected: hex::encode(want),
-                                actual: hex::encode(&got),
-                            });
-                        }
-                        let err = std::io::Error::other(
-                            "tarball integrity mismatch: transfer aborted by pkggate",
-                        );
-                        return Some((Err(err), st));
-                    }
-                    return st.pending.take().map(|last| (Ok(last), st));
-                }
-            }
-        }
-    });
-    let sent = crate::metrics::metrics()
-        .artifact_bytes
-        .get_or_create(&crate::metrics::labels(&[("ecosystem", "npm")]))
-        .clone();
-    Body::from_stream(futures_util::StreamExt::inspect(stream, move |r| {
-        if let Ok(b) = r {
-            sent.inc_by(b.len() as u64);
-        }
-    }))
 }
 
 /// The body of a HEAD answer: no bytes, but the GET's length (so the server keeps the
@@ -433,15 +285,18 @@ async fn stream(
             }
         });
     };
-    let body = verified(resp.bytes_stream(), exp, on_failure);
+    let body = verified_counted("npm", resp.bytes_stream(), exp, on_failure);
     builder.body(body).unwrap_or_else(|_| not_found())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifact::verified;
     use base64::Engine;
+    use bytes::Bytes;
     use http_body_util::BodyExt;
+    use sha2::Digest;
 
     #[test]
     fn strongest_digest_wins() {
