@@ -4,20 +4,6 @@ use crate::support::*;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn pkggate(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pkggate"));
-    cmd.current_dir(dir).args(args).env("PKGGATE_LOG", "warn");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PKGGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
 fn text(o: &Output) -> String {
     format!(
         "{}{}",

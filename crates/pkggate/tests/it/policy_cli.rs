@@ -2,22 +2,8 @@
 //! `audit tail` / `audit query` (rotated files, torn last line).
 
 use crate::support::*;
-use std::path::Path;
-use std::process::{Command, Output};
 
-fn pkggate(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pkggate"));
-    cmd.current_dir(dir).args(args).env("PKGGATE_LOG", "warn");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PKGGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
+use std::process::Output;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

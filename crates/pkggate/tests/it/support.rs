@@ -173,3 +173,19 @@ impl BundleServer {
         (s, addr)
     }
 }
+
+/// Run the `pkggate` binary in `dir` with only the given `PKGGATE_*` variables (the test
+/// process's own are removed) and warnings-only logging.
+pub fn pkggate(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pkggate"));
+    cmd.current_dir(dir).args(args).env("PKGGATE_LOG", "warn");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PKGGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
