@@ -5,6 +5,7 @@ pub mod audit;
 pub mod cargo;
 pub mod cli;
 pub mod config;
+pub mod content_id;
 pub mod ecosystems;
 pub mod env;
 pub mod gate;

@@ -47,7 +47,7 @@ struct CachedIndex {
     etag: Option<String>,
     body: bytes::Bytes,
     parsed: IndexFile,
-    /// A content id of `body` (part of the ETag pkggate sends; see [`content_id`]).
+    /// A content id of `body` (part of the ETag pkggate sends; see [`crate::content_id::content_id`]).
     hash: String,
     facts: Arc<CrateFacts>,
     rendered: Mutex<Option<Rendered>>,
@@ -211,35 +211,13 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
         name,
         CachedIndex {
             etag,
-            hash: content_id(&doc.body),
+            hash: crate::content_id::content_id(&doc.body),
             body: doc.body,
             parsed,
             facts: Arc::new(facts),
             rendered: Mutex::new(None),
         },
     ))
-}
-
-/// A fast content id for validators: two 64-bit multiply-rotate lanes over 8-byte words
-/// plus the length. Validators need change detection, not collision resistance against an
-/// attacker (the upstream is trusted to serve its own index), and hashing 1 MB with SHA-256
-/// or SipHash cost as much as the transfer.
-fn content_id(body: &[u8]) -> String {
-    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
-    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-    let (mut a, mut b) = (K2, K1);
-    let mut chunks = body.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
-        a = (a ^ w).wrapping_mul(K1).rotate_left(31);
-        b = (b.rotate_left(27) ^ w).wrapping_mul(K2);
-    }
-    for &x in chunks.remainder() {
-        a = (a ^ u64::from(x)).wrapping_mul(K1).rotate_left(31);
-    }
-    format!("{a:016x}{b:016x}{:x}", body.len())
 }
 
 async fn index(

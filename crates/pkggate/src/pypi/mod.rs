@@ -28,6 +28,7 @@ pub mod files;
 pub mod paths;
 pub mod root;
 
+use crate::content_id::content_id;
 use crate::ecosystems::Adapter;
 use crate::gate::{RequestKind, VersionInput, blocked_response};
 use crate::server::{AppState, RequestContext, json_response};
@@ -48,8 +49,9 @@ use pkggate_formats::{EcoVersion, Ecosystem};
 use pkggate_policy::{Action, Decision, Fact};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use url::Url;
 
@@ -149,10 +151,12 @@ pub struct FileMeta {
     pub size: Option<u64>,
 }
 
+/// Filename → what the file gate needs, for one project page.
+pub type FileMap = HashMap<String, FileMeta>;
+
 /// Facts of one project page, kept with the cached page.
 #[derive(Debug, Clone, Default)]
 pub struct ProjectInfo {
-    pub files: HashMap<String, FileMeta>,
     /// Versions (as first spelled) with their publish time.
     pub versions: Vec<(String, Option<i64>)>,
     /// Version key → publish time.
@@ -169,14 +173,39 @@ impl ProjectInfo {
 
 /// An upstream project page (raw) and its facts.
 pub struct CachedPage {
+    /// The project (PEP 503 normal form).
+    pub project: String,
     pub fetched: Instant,
     pub etag: Option<String>,
     pub body: Bytes,
     pub format: Option<SimpleFormat>,
     pub url: String,
-    /// sha256 of the body (a validator component).
+    /// [`content_id`] of the body (a validator component).
     pub body_id: String,
     pub info: ProjectInfo,
+    /// The listed files. Filled by moving them out of the parse that served the page (after
+    /// rendering, so the cold page does not wait for it), or by a parse of `body` on first
+    /// use when that did not happen; shared by revalidated copies of the page.
+    files: Arc<OnceLock<FileMap>>,
+}
+
+impl CachedPage {
+    /// The listed files (parses the body once if no parse handed them over).
+    pub fn files(&self) -> &FileMap {
+        self.files.get_or_init(|| {
+            match parse_project_page(&self.project, &self.body, self.format, &self.url) {
+                Ok(p) => file_map(p.files),
+                Err(_) => FileMap::new(),
+            }
+        })
+    }
+
+    /// Hand over the files of the parse of this page's body.
+    pub(crate) fn set_files(&self, files: Vec<FileEntry>) {
+        if self.files.get().is_none() {
+            let _ = self.files.set(file_map(files));
+        }
+    }
 }
 
 /// A new upstream body, not parsed yet.
@@ -374,7 +403,7 @@ fn sha_hex(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Build the facts of a parsed page.
+/// Build the facts of a parsed page (all but the file map: see [`CachedPage::files`]).
 fn project_info(page: &pkggate_formats::pypi::ProjectPage<'_>) -> ProjectInfo {
     let facts = page.facts();
     let mut info = ProjectInfo {
@@ -387,23 +416,30 @@ fn project_info(page: &pkggate_formats::pypi::ProjectPage<'_>) -> ProjectInfo {
         info.versions.push((v.version.clone(), t));
         info.published.insert(version_key(&v.version), t);
     }
-    for f in &page.files {
-        info.files.insert(f.filename.clone(), file_meta(f));
-    }
     info
 }
 
-fn file_meta(f: &FileEntry) -> FileMeta {
-    FileMeta {
-        url: f.url.clone(),
-        version: f.version.clone(),
-        sha256: f.sha256().map(str::to_ascii_lowercase),
-        core_metadata: f
-            .core_metadata
-            .as_ref()
-            .map(|h| h.get("sha256").map(|s| s.to_ascii_lowercase())),
-        size: f.size,
+/// The file map, moving the parsed strings instead of copying them.
+fn file_map(files: Vec<FileEntry>) -> FileMap {
+    let lower = |mut s: String| {
+        s.make_ascii_lowercase();
+        s
+    };
+    let mut map = FileMap::with_capacity(files.len());
+    for mut f in files {
+        let meta = FileMeta {
+            sha256: f.hashes.remove("sha256").map(lower),
+            core_metadata: f
+                .core_metadata
+                .as_mut()
+                .map(|h| h.remove("sha256").map(lower)),
+            size: f.size,
+            url: f.url,
+            version: f.version,
+        };
+        map.insert(f.filename, meta);
     }
+    map
 }
 
 impl Shared {
@@ -465,7 +501,9 @@ impl Shared {
             PageFetch::Fresh(f) => {
                 let parsed = parse_project_page(project, &f.body, f.format, &f.url)
                     .map_err(|e| bad_upstream(&f.url, e))?;
-                Ok(Some(self.store_fresh(project, &f, &parsed)))
+                let page = self.store_fresh(project, &f, &parsed);
+                page.set_files(parsed.files);
+                Ok(Some(page))
             }
         }
     }
@@ -511,6 +549,7 @@ impl Shared {
             && let Some(c) = cached
         {
             let fresh = Arc::new(CachedPage {
+                project: c.project.clone(),
                 fetched: Instant::now(),
                 etag: c.etag.clone(),
                 body: c.body.clone(),
@@ -518,6 +557,7 @@ impl Shared {
                 url: c.url.clone(),
                 body_id: c.body_id.clone(),
                 info: c.info.clone(),
+                files: c.files.clone(),
             });
             self.store_page(project, fresh.clone());
             return Ok(PageFetch::Cached(fresh));
@@ -545,7 +585,8 @@ impl Shared {
         }))
     }
 
-    /// Cache a freshly fetched page with the facts of its parse.
+    /// Cache a freshly fetched page with the facts of its parse; the caller hands the parsed
+    /// files over with [`CachedPage::set_files`] when it is done with them.
     pub(crate) fn store_fresh(
         &self,
         project: &str,
@@ -553,13 +594,15 @@ impl Shared {
         parsed: &pkggate_formats::pypi::ProjectPage<'_>,
     ) -> Arc<CachedPage> {
         let page = Arc::new(CachedPage {
+            project: project.to_string(),
             fetched: Instant::now(),
             etag: f.etag.clone(),
-            body_id: sha_hex(&[&f.body]),
+            body_id: content_id(&f.body),
             body: f.body.clone(),
             format: f.format,
             url: f.url.clone(),
             info: project_info(parsed),
+            files: Arc::new(OnceLock::new()),
         });
         self.store_page(project, page.clone());
         page
@@ -836,13 +879,22 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
                     &reparsed
                 }
             };
-            let keep_file = |f: &FileEntry| match &f.version {
-                Some(v) => !removed.contains(&version_key(v)),
-                None => !removed.contains(""),
+            // Nothing removed is the common case: no version keys at all. Otherwise each
+            // distinct version spelling is keyed once (a page lists ~30 files a version).
+            let memo: RefCell<HashMap<String, bool>> = RefCell::default();
+            let keep_version = |v: &str| {
+                if removed.is_empty() {
+                    return true;
+                }
+                if let Some(&k) = memo.borrow().get(v) {
+                    return k;
+                }
+                let k = !removed.contains(&version_key(v));
+                memo.borrow_mut().insert(v.to_string(), k);
+                k
             };
-            let keep_version = |v: &str| !removed.contains(&version_key(v));
-            let file_url =
-                |f: &FileEntry| format!("{base}{}", urls.path_for(&project, &f.url, &f.filename));
+            let keep_file = |f: &FileEntry| keep_version(f.version.as_deref().unwrap_or(""));
+            let file_url = |f: &FileEntry| urls.url_for(&base, &project, &f.url, &f.filename);
             let rw = Rewrite {
                 keep_file: &keep_file,
                 keep_version: &keep_version,
@@ -866,6 +918,12 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
             r
         }
     };
+    // The file map is built after the response is on its way (the page is usable without
+    // it: a file request in between builds it from the body).
+    if let Some(p) = fresh_parsed {
+        let (page, files) = (page.clone(), p.files);
+        tokio::spawn(async move { page.set_files(files) });
+    }
     let mut r = Response::new(Body::from(rendered.body.clone()));
     page_headers(&mut r, format.content_type(), &etag, max_age);
     if let Ok(v) = HeaderValue::from_str(&rendered.blocked_versions.to_string()) {
@@ -1006,8 +1064,7 @@ async fn serve_legacy(state: AppState, shared: Arc<Shared>, req: Request) -> Res
             .is_none_or(|v| !removed.contains(&version_key(v)))
     };
     let keep_version = |v: &str| !removed.contains(&version_key(v));
-    let file_url =
-        |f: &FileEntry| format!("{base}{}", urls.path_for(&project, &f.url, &f.filename));
+    let file_url = |f: &FileEntry| urls.url_for(&base, &project, &f.url, &f.filename);
     let rw = Rewrite {
         keep_file: &keep_file,
         keep_version: &keep_version,
@@ -1047,4 +1104,60 @@ async fn serve_legacy(state: AppState, shared: Arc<Shared>, req: Request) -> Res
         r.headers_mut().insert("x-pkggate-blocked-versions", v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"{"meta":{"api-version":"1.1"},"name":"demo","files":[
+        {"filename":"demo-1.0-py3-none-any.whl","url":"https://files.example/p/demo-1.0-py3-none-any.whl",
+         "hashes":{"sha256":"ABCDEF"},"core-metadata":{"sha256":"0A"},"size":12},
+        {"filename":"demo-1.1.tar.gz","url":"https://files.example/p/demo-1.1.tar.gz","hashes":{}}
+    ],"versions":["1.0","1.1"]}"#;
+
+    fn page(files: Option<Vec<FileEntry>>) -> CachedPage {
+        let body = Bytes::from_static(PAGE.as_bytes());
+        let url = "https://simple.example/simple/demo/";
+        let parsed = parse_project_page("demo", &body, Some(SimpleFormat::Json), url).unwrap();
+        let p = CachedPage {
+            project: "demo".into(),
+            fetched: Instant::now(),
+            etag: None,
+            body_id: content_id(&body),
+            format: Some(SimpleFormat::Json),
+            url: url.into(),
+            info: project_info(&parsed),
+            files: Arc::new(OnceLock::new()),
+            body,
+        };
+        if let Some(f) = files {
+            p.set_files(f);
+        }
+        p
+    }
+
+    fn check(files: &FileMap) {
+        assert_eq!(files.len(), 2);
+        let w = &files["demo-1.0-py3-none-any.whl"];
+        assert_eq!(w.url, "https://files.example/p/demo-1.0-py3-none-any.whl");
+        assert_eq!(w.version.as_deref(), Some("1.0"));
+        assert_eq!(w.sha256.as_deref(), Some("abcdef"));
+        assert_eq!(w.core_metadata, Some(Some("0a".to_string())));
+        assert_eq!(w.size, Some(12));
+        let s = &files["demo-1.1.tar.gz"];
+        assert_eq!((s.sha256.as_deref(), s.core_metadata.clone()), (None, None));
+    }
+
+    #[test]
+    fn file_map_is_the_same_handed_over_or_rebuilt_from_the_body() {
+        let url = "https://simple.example/simple/demo/";
+        let parsed = parse_project_page("demo", PAGE.as_bytes(), Some(SimpleFormat::Json), url);
+        check(page(Some(parsed.unwrap().files)).files());
+        check(page(None).files());
+        // Versions and publish facts do not wait for the file map.
+        let p = page(None);
+        assert_eq!(p.info.file_count, 2);
+        assert_eq!(p.info.versions.len(), 2);
+    }
 }

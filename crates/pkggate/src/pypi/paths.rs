@@ -169,6 +169,33 @@ pub struct FileUrls {
     pub signer: UrlSigner,
 }
 
+/// Whether `rest` (a path relative to the files base) passes [`check_segment`] in every
+/// segment and its last segment decodes to `filename`. Segments without `%` are checked
+/// in place (they decode to themselves), so the common case allocates nothing.
+fn plain_relative(rest: &str, filename: &str) -> bool {
+    let mut last = "";
+    for seg in rest.split('/') {
+        let ok = if seg.contains('%') {
+            check_segment(seg).is_ok()
+        } else {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && !seg.contains('\\')
+                && !seg.chars().any(char::is_control)
+        };
+        if !ok {
+            return false;
+        }
+        last = seg;
+    }
+    if last.contains('%') {
+        percent_decode(last).is_some_and(|l| l == filename)
+    } else {
+        last == filename
+    }
+}
+
 fn under_base<'u>(base: &Url, url: &'u str) -> Option<&'u str> {
     let b = base.as_str();
     url.strip_prefix(b)
@@ -191,26 +218,41 @@ impl FileUrls {
 
     /// The path (from `/files/`) for an upstream file URL.
     pub fn path_for(&self, project: &str, upstream: &str, filename: &str) -> String {
+        let mut out = String::new();
+        self.push_path(&mut out, project, upstream, filename);
+        out
+    }
+
+    /// `base` followed by [`FileUrls::path_for`], built in one allocation (called for every
+    /// file of every page rendered).
+    pub fn url_for(&self, base: &str, project: &str, upstream: &str, filename: &str) -> String {
+        let mut out = String::with_capacity(base.len() + project.len() + upstream.len() + 16);
+        out.push_str(base);
+        self.push_path(&mut out, project, upstream, filename);
+        out
+    }
+
+    fn push_path(&self, out: &mut String, project: &str, upstream: &str, filename: &str) {
         if let Some(rest) = under_base(&self.files_base, upstream)
             && !rest.contains(['?', '#'])
             && !rest.starts_with("~u/")
+            && plain_relative(rest, filename)
         {
-            let segs: Vec<&str> = rest.split('/').collect();
-            let ok = segs.iter().all(|s| check_segment(s).is_ok())
-                && segs
-                    .last()
-                    .and_then(|s| percent_decode(s))
-                    .is_some_and(|last| last == filename);
-            if ok {
-                return format!("/files/{project}/{rest}");
-            }
+            out.push_str("/files/");
+            out.push_str(project);
+            out.push('/');
+            out.push_str(rest);
+            return;
         }
         let mac = self.signer.mac(project, upstream, filename);
-        format!(
-            "/files/{project}/~u/{}.{mac}/{}",
-            hex::encode(upstream.as_bytes()),
-            encode_segment(filename)
-        )
+        out.push_str("/files/");
+        out.push_str(project);
+        out.push_str("/~u/");
+        out.push_str(&hex::encode(upstream.as_bytes()));
+        out.push('.');
+        out.push_str(&mac);
+        out.push('/');
+        out.push_str(&encode_segment(filename));
     }
 
     /// Parse a raw (percent-encoded) request path starting with `/files/`.
@@ -344,6 +386,65 @@ mod tests {
             "/files/x",
         ] {
             assert!(u.parse(p).is_err(), "{p}");
+        }
+    }
+
+    /// The general form of [`plain_relative`]: decode and check every segment.
+    fn plain_relative_slow(rest: &str, filename: &str) -> bool {
+        let segs: Vec<&str> = rest.split('/').collect();
+        segs.iter().all(|s| check_segment(s).is_ok())
+            && segs
+                .last()
+                .and_then(|s| percent_decode(s))
+                .is_some_and(|last| last == filename)
+    }
+
+    #[test]
+    fn off_base_or_odd_paths_are_signed_and_round_trip() {
+        let u = urls();
+        for (up, file) in [
+            ("https://files.example/a/./x-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a/../x-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a//x-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a%2Fb/x-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a\\b/x-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a/y-1.0.tar.gz", "x-1.0.tar.gz"),
+            ("https://files.example/a/x-1.0.tar.gz?x=1", "x-1.0.tar.gz"),
+            ("https://files.example.evil/a/x-1.0.tar.gz", "x-1.0.tar.gz"),
+        ] {
+            let p = u.path_for("x", up, file);
+            assert!(p.starts_with("/files/x/~u/"), "{up} -> {p}");
+            assert_eq!(
+                u.parse(&p).unwrap().upstream.as_str(),
+                Url::parse(up).unwrap().as_str()
+            );
+        }
+        // Escaped but harmless: stays a plain path.
+        let up = "https://files.example/a/x%2B1-1.0.tar.gz";
+        assert_eq!(
+            u.path_for("x", up, "x+1-1.0.tar.gz"),
+            "/files/x/a/x%2B1-1.0.tar.gz"
+        );
+        assert_eq!(
+            u.url_for("http://gate:8080", "x", up, "x+1-1.0.tar.gz"),
+            "http://gate:8080/files/x/a/x%2B1-1.0.tar.gz"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_segment_check_agrees_with_decoding_every_segment(
+            segs in proptest::collection::vec("([a-z0-9._~+-]|%2[eEfF]|%5[cC]|%41|%ZZ|\\\\|\\.|\\.\\.|\\x01){0,6}", 1..5),
+            same_name in proptest::bool::ANY,
+        ) {
+            let rest = segs.join("/");
+            let last = percent_decode(segs.last().unwrap()).unwrap_or_default();
+            let filename = if same_name { last } else { "x-1.0.tar.gz".to_string() };
+            proptest::prop_assert_eq!(
+                plain_relative(&rest, &filename),
+                plain_relative_slow(&rest, &filename),
+                "{:?} / {:?}", rest, filename
+            );
         }
     }
 }
