@@ -132,6 +132,105 @@ impl GateError {
 
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
+/// The audit context of one artifact download once it was allowed: what the integrity check
+/// finds while streaming (`integrity_mismatch`, `integrity_unknown`) is written with the
+/// request, package and revisions of the decision. One type for every ecosystem.
+#[derive(Clone)]
+pub struct ArtifactAudit {
+    sink: Arc<dyn AuditSink>,
+    clock: Clock,
+    eco: Ecosystem,
+    package: String,
+    version: String,
+    info: RequestInfo,
+    policy_revision: String,
+    intel_revision: String,
+}
+
+impl ArtifactAudit {
+    pub fn new(
+        gate: &Gate,
+        eco: Ecosystem,
+        package: &str,
+        version: &str,
+        info: RequestInfo,
+        verdict: &PackageVerdict,
+    ) -> ArtifactAudit {
+        ArtifactAudit {
+            sink: gate.audit.clone(),
+            clock: gate.clock.clone(),
+            eco,
+            package: package.to_string(),
+            version: version.to_string(),
+            info,
+            policy_revision: verdict.policy_revision.clone(),
+            intel_revision: verdict.intel_revision.clone(),
+        }
+    }
+
+    pub fn event(&self, action: &str, rule: &str, reason: String) -> AuditEvent {
+        AuditEvent {
+            ts: rfc3339((self.clock)()),
+            action: action.into(),
+            ecosystem: self.eco.osv_name().into(),
+            package: self.package.clone(),
+            version: self.version.clone(),
+            rule: rule.into(),
+            reason,
+            source: None,
+            request_kind: self.info.kind.as_str().into(),
+            client_ip: self.info.client_ip.clone(),
+            request_id: self.info.request_id.clone(),
+            user_agent: self.info.user_agent.clone(),
+            policy_revision: self.policy_revision.clone(),
+            intel_revision: self.intel_revision.clone(),
+            counts: None,
+        }
+    }
+
+    /// Write one line (with the log line operators grep for when it is a block).
+    pub async fn record(&self, action: &str, rule: &str, reason: String) {
+        if action == "block" {
+            tracing::warn!(
+                "BLOCK  [{}] {}@{} rule={rule} reason={reason} source=",
+                self.eco.osv_name(),
+                self.package,
+                self.version
+            );
+        }
+        let e = self.event(action, rule, reason);
+        if let Err(err) = self.sink.record(vec![e]).await {
+            tracing::error!(error = %err, "audit write failed");
+        }
+    }
+
+    /// [`ArtifactAudit::record`] from a synchronous callback (a stream's failure hook).
+    pub fn record_detached(self, action: &'static str, rule: &'static str, reason: String) {
+        tokio::spawn(async move { self.record(action, rule, reason).await });
+    }
+}
+
+/// Rule of the audit lines and refusals for an artifact the index gives no digest for.
+pub const INTEGRITY_UNKNOWN: &str = "integrity_unknown";
+
+/// An allowed artifact whose digest the index does not give, under the policy's
+/// `unknown_file_hash` for `eco`: a `block` decision (refuse before contacting upstream) or
+/// an `allow` one (serve it unverified). Either way the caller audits it.
+pub fn unknown_digest(policy: &pkggate_policy::Policy, eco: Ecosystem, what: &str) -> Decision {
+    let block = policy.settings(eco).unknown_file_hash == pkggate_policy::OnUnknown::Block;
+    Decision {
+        action: if block { Action::Block } else { Action::Allow },
+        rule: INTEGRITY_UNKNOWN,
+        reason: if block {
+            format!("the index gives no digest for {what}; unknown_file_hash: block").into()
+        } else {
+            format!("the index gives no digest for {what}; served unverified").into()
+        },
+        source: None,
+        trace: Vec::new(),
+    }
+}
+
 pub struct Gate {
     pub intel: Arc<dyn IntelSource>,
     pub policy: PolicyHandle,

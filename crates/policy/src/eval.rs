@@ -368,6 +368,25 @@ impl<'a> PackagePolicy<'a> {
             }
         }
 
+        // 6b. unknown_version: the caller could not tell which version this is.
+        if !f.version.is_empty() {
+            r.note(Rule::UnknownVersion, Outcome::NotMatched, || {
+                "version known".into()
+            });
+        } else if s.unknown_version == OnUnknown::Allow {
+            r.note(Rule::UnknownVersion, Outcome::Skipped, || {
+                "version unknown; unknown_version: allow".into()
+            });
+        } else if let Some(d) = r.block(
+            self.pol.mode(Rule::UnknownVersion),
+            Rule::UnknownVersion,
+            Cow::Borrowed("version unknown: the filename does not tell it"),
+            None,
+            || "version unknown; unknown_version: block".into(),
+        ) {
+            return d;
+        }
+
         // 7. min_package_age_days.
         let min_days = s.min_package_age_days;
         if min_days <= 0.0 {

@@ -33,6 +33,9 @@
 //! require_repository_url: false
 //! deny_lifecycle_scripts: false
 //! unknown_facts: allow         # allow | block: repository/scripts rule when the fact is unknown
+//! unknown_version: allow       # allow | block: a file whose version its name does not tell (PyPI)
+//! unknown_file_hash: allow     # allow | block: an artifact the index gives no digest for
+//!                              #   (allow: served unverified and audited; read by the caller)
 //! internal_namespaces: []      # names / globs never served from a public upstream
 //! mode: enforce                # enforce | monitor
 //! rule_modes: {}               # e.g. {min_package_age_days: monitor}
@@ -80,7 +83,7 @@
 //!
 //! Rule order, first enforced decision wins:
 //! `internal_namespace` → `denylist` → `allowlist` → (`intel_unavailable`) → `block_malicious`
-//! → `block_cvss_score` → `min_package_age_days` → `require_repository_url` →
+//! → `block_cvss_score` → `unknown_version` → `min_package_age_days` → `require_repository_url` →
 //! `deny_lifecycle_scripts` → `default` (allow, `no_rule_matched`).
 //!
 //! * `internal_namespace`: the caller evaluates only what comes from a public upstream; a
@@ -91,6 +94,10 @@
 //! * `block_malicious`: any finding with `malicious` → `osv_malicious_advisory`, source its id.
 //! * `block_cvss_score`: the highest finding score ≥ threshold (tolerance 1e-4 for f32
 //!   rounding) → `CVSS score <x.x> meets or exceeds threshold <t.t>`, source its id.
+//! * `unknown_version`: the version is `""` (the caller could not determine it, e.g. a PyPI
+//!   filename that does not parse): `unknown_version: block` blocks (reason `version unknown:
+//!   the filename does not tell it`); `allow` skips. List entries for every version and
+//!   advisories covering every version already applied above.
 //! * `min_package_age_days`: blocks while `now - published < days · 86400` →
 //!   `version published <n>d ago, minimum is <m>d`, `n` the whole days floored (as Python's
 //!   `timedelta.days`, so a publish time in the future reads `-1d`), `m` as configured (`7`,
@@ -137,6 +144,11 @@ pub struct EcoSettings {
     pub require_repository_url: bool,
     pub deny_lifecycle_scripts: bool,
     pub unknown_facts: OnUnknown,
+    /// A file whose version cannot be determined (the caller passes version `""`).
+    pub unknown_version: OnUnknown,
+    /// An artifact whose digest the index does not give: serve it unverified (and audit
+    /// it) or refuse it. Read by the caller at the artifact gate (not a per-version rule).
+    pub unknown_file_hash: OnUnknown,
     pub mode: Mode,
     /// `max_intel_age` in seconds: intel older than this should be reported to the policy as
     /// [`IntelStatus::Unavailable`]. `None`: not set (the caller's default applies).
@@ -155,6 +167,8 @@ impl Default for EcoSettings {
             require_repository_url: false,
             deny_lifecycle_scripts: false,
             unknown_facts: OnUnknown::Allow,
+            unknown_version: OnUnknown::Allow,
+            unknown_file_hash: OnUnknown::Allow,
             mode: Mode::Enforce,
             max_intel_age_secs: None,
         }

@@ -40,6 +40,10 @@ struct RawSettings {
     #[serde(default)]
     unknown_facts: Option<OnUnknown>,
     #[serde(default)]
+    unknown_version: Option<OnUnknown>,
+    #[serde(default)]
+    unknown_file_hash: Option<OnUnknown>,
+    #[serde(default)]
     allowlist: Option<Vec<Spanned<RawEntry>>>,
     #[serde(default)]
     denylist: Option<Vec<Spanned<RawEntry>>>,
@@ -506,6 +510,12 @@ fn apply_scalars(
     }
     if let Some(v) = r.unknown_facts {
         s.unknown_facts = v;
+    }
+    if let Some(v) = r.unknown_version {
+        s.unknown_version = v;
+    }
+    if let Some(v) = r.unknown_file_hash {
+        s.unknown_file_hash = v;
     }
     if let Some(v) = r.mode {
         s.mode = v;

@@ -119,6 +119,7 @@ pub enum Rule {
     IntelUnavailable,
     BlockMalicious,
     BlockCvssScore,
+    UnknownVersion,
     MinPackageAgeDays,
     RequireRepositoryUrl,
     DenyLifecycleScripts,
@@ -133,13 +134,14 @@ impl From<Rule> for &'static str {
 
 impl Rule {
     /// Every rule, in evaluation order.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::InternalNamespace,
         Rule::Denylist,
         Rule::Allowlist,
         Rule::IntelUnavailable,
         Rule::BlockMalicious,
         Rule::BlockCvssScore,
+        Rule::UnknownVersion,
         Rule::MinPackageAgeDays,
         Rule::RequireRepositoryUrl,
         Rule::DenyLifecycleScripts,
@@ -147,12 +149,13 @@ impl Rule {
     ];
 
     /// The rules that can block, hence can be put in `monitor` mode through `rule_modes`.
-    pub const BLOCKING: [Rule; 8] = [
+    pub const BLOCKING: [Rule; 9] = [
         Rule::InternalNamespace,
         Rule::Denylist,
         Rule::IntelUnavailable,
         Rule::BlockMalicious,
         Rule::BlockCvssScore,
+        Rule::UnknownVersion,
         Rule::MinPackageAgeDays,
         Rule::RequireRepositoryUrl,
         Rule::DenyLifecycleScripts,
@@ -166,6 +169,7 @@ impl Rule {
             Rule::IntelUnavailable => "intel_unavailable",
             Rule::BlockMalicious => "block_malicious",
             Rule::BlockCvssScore => "block_cvss_score",
+            Rule::UnknownVersion => "unknown_version",
             Rule::MinPackageAgeDays => "min_package_age_days",
             Rule::RequireRepositoryUrl => "require_repository_url",
             Rule::DenyLifecycleScripts => "deny_lifecycle_scripts",

@@ -98,6 +98,7 @@ fn trace_lists_rules_in_order_with_outcomes() {
             ("intel_unavailable", Outcome::NotMatched),
             ("block_malicious", Outcome::NotMatched),
             ("block_cvss_score", Outcome::Monitored),
+            ("unknown_version", Outcome::NotMatched),
             ("min_package_age_days", Outcome::NotMatched),
             ("require_repository_url", Outcome::NotMatched),
             ("deny_lifecycle_scripts", Outcome::Matched),

@@ -69,6 +69,14 @@ deny_lifecycle_scripts: true
 
 const NOINTEL: &str = "block_malicious: false\nmax_cvss_score: null\n";
 
+const UNKNOWN_VERSION: &str = r#"
+unknown_version: block
+denylist: ["denied-whole"]
+ecosystems:
+  npm: {unknown_version: allow}
+  crates.io: {rule_modes: {unknown_version: monitor}}
+"#;
+
 const GLOBAL_MON: &str = r#"
 mode: monitor
 max_cvss_score: 4
@@ -87,6 +95,7 @@ fn policy(key: &str) -> Policy {
         "ovr" => OVR,
         "intel_mon" => INTEL_MON,
         "nointel" => NOINTEL,
+        "unknown_version" => UNKNOWN_VERSION,
         "global_mon" => GLOBAL_MON,
         other => panic!("no policy {other}"),
     };
@@ -673,6 +682,31 @@ fn cases() -> Vec<Case> {
                 None,
             ),
         c("nointel", N, "x", "1.0.0").down().mal("MAL-1").allow(),
+        // ---- unknown_version: the caller passes "" for a file whose version it cannot tell ----
+        c("default", P, "x", "").allow(),
+        c("unknown_version", P, "x", "").block(
+            "unknown_version",
+            "version unknown: the filename does not tell it",
+            None,
+        ),
+        c("unknown_version", P, "x", "1.0").allow(),
+        c("unknown_version", N, "x", "").allow(),
+        c("unknown_version", C, "x", "").warn(
+            "unknown_version",
+            "version unknown: the filename does not tell it",
+            None,
+        ),
+        // Earlier rules still decide first: the denylist, then a malicious advisory.
+        c("unknown_version", P, "denied-whole", "").block(
+            "denylist",
+            "explicit denylist entry: denied-whole",
+            Some("denied-whole"),
+        ),
+        c("unknown_version", P, "x", "").mal("MAL-9").block(
+            "block_malicious",
+            "osv_malicious_advisory",
+            Some("MAL-9"),
+        ),
         c("nointel", P, "x", "1.0")
             .vuln("GHSA-1", Some(10.0))
             .allow(),

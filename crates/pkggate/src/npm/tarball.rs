@@ -5,8 +5,7 @@
 
 use super::meta::{MetaError, NpmState, VerFacts, clone_error};
 use crate::artifact::{Expected, Failure, verified_counted};
-use crate::audit::AuditEvent;
-use crate::gate::{RequestKind, blocked_response};
+use crate::gate::{ArtifactAudit, RequestKind, blocked_response, unknown_digest};
 use crate::server::{AppState, RequestContext, json_response, not_found};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -127,12 +126,9 @@ pub async fn serve(
         Some((f, _)) => f.input(&version),
         None => crate::gate::VersionInput::bare(&version),
     };
-    let decision = match state
-        .gate
-        .decide_one(NPM, &name, &input, &ctx.info(RequestKind::Tarball))
-        .await
-    {
-        Ok((d, _)) => d,
+    let info = ctx.info(RequestKind::Tarball);
+    let (decision, verdict) = match state.gate.decide_one(NPM, &name, &input, &info).await {
+        Ok(x) => x,
         Err(e) => return e.response(),
     };
     if decision.is_blocked() {
@@ -152,13 +148,18 @@ pub async fn serve(
         }
     }
     let facts = known.map(|(f, _)| f).unwrap_or_default();
-    stream(state, ctx, method, client, name, filename, version, facts).await
+    let audit = ArtifactAudit::new(&state.gate, NPM, &name, &version, info, &verdict);
+    stream(
+        state, ctx, audit, method, client, name, filename, version, facts,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn stream(
     state: AppState,
     ctx: RequestContext,
+    audit: ArtifactAudit,
     method: Method,
     client: HeaderMap,
     name: String,
@@ -177,6 +178,16 @@ async fn stream(
             json!({"error": format!("bad_request: cannot build a tarball URL for {name}/{filename}")}),
         );
     };
+    let exp = expected(facts.integrity.as_deref(), facts.shasum.as_deref());
+    if exp == Expected::None && method != Method::HEAD {
+        let d = unknown_digest(&state.policy.current(), NPM, &filename);
+        audit
+            .record(d.action.as_str(), d.rule, d.reason.to_string())
+            .await;
+        if d.is_blocked() {
+            return blocked_response(NPM, &name, Some(&version), &d, &ctx.request_id);
+        }
+    }
     let mut h = HeaderMap::new();
     for k in [
         header::USER_AGENT,
@@ -238,52 +249,23 @@ async fn stream(
         };
         return builder.body(body).unwrap_or_else(|_| not_found());
     }
-    let exp = expected(facts.integrity.as_deref(), facts.shasum.as_deref());
-    if exp == Expected::None {
-        tracing::warn!(package = %name, version = %version, "npm tarball served without a known digest");
-    }
-    let audit = state.audit.clone();
-    let clock = state.gate.clock.clone();
-    let policy_revision = state.policy.current().revision().to_string();
     let on_failure = move |f: Failure| {
-        let reason = match &f {
-            Failure::Mismatch {
-                algorithm,
-                expected,
-                actual,
-            } => format!(
+        match f {
+        Failure::Mismatch {
+            algorithm,
+            expected,
+            actual,
+        } => audit.record_detached(
+            "block",
+            "integrity_mismatch",
+            format!(
                 "tarball {algorithm} digest {actual} does not match the document's {expected}; transfer aborted"
             ),
-            Failure::Upstream(m) => {
-                tracing::warn!(package = %name, version = %version, error = %m, "npm tarball: upstream failed mid-transfer");
-                return;
-            }
-        };
-        tracing::warn!(
-            "BLOCK  [npm] {name}@{version} rule=integrity_mismatch reason={reason} source="
-        );
-        let ev = AuditEvent {
-            ts: crate::timefmt::rfc3339(clock()),
-            action: "block".into(),
-            ecosystem: NPM.osv_name().to_string(),
-            package: name,
-            version,
-            rule: "integrity_mismatch".into(),
-            reason,
-            source: None,
-            request_kind: RequestKind::Tarball.as_str().into(),
-            client_ip: ctx.client_ip,
-            request_id: ctx.request_id,
-            user_agent: ctx.user_agent,
-            policy_revision,
-            intel_revision: String::new(),
-            counts: None,
-        };
-        tokio::spawn(async move {
-            if let Err(e) = audit.record(vec![ev]).await {
-                tracing::error!(error = %e, "audit write failed for an integrity mismatch");
-            }
-        });
+        ),
+        Failure::Upstream(m) => {
+            tracing::warn!(package = %name, version = %version, error = %m, "npm tarball: upstream failed mid-transfer");
+        }
+    }
     };
     let body = verified_counted("npm", resp.bytes_stream(), exp, on_failure);
     builder.body(body).unwrap_or_else(|_| not_found())

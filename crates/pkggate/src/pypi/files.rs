@@ -14,7 +14,9 @@
 //!    `core-metadata`) is computed while streaming; the last chunk is held back until the
 //!    digest is known, so on a mismatch the transfer is cut short (the client sees an
 //!    incomplete body) and an audit line (`block`, rule `integrity_mismatch`) is written.
-//!    A file listed without a sha256 is served and audited (`integrity_unknown`).
+//!    A file listed without a sha256 follows the policy's `unknown_file_hash`: served
+//!    unverified (default) or refused with 403 before upstream is asked; both are audited
+//!    (rule `integrity_unknown`).
 //!
 //! `HEAD` asks upstream for `HEAD` and answers the same `Content-Length` as `GET`.
 //! `Range` is not supported and `Accept-Ranges` is never advertised (full 200 answers).
@@ -22,10 +24,8 @@
 use super::{
     Shared, bad_request, context, not_found_because, page_inputs, upstream_status, version_key,
 };
-use crate::audit::AuditEvent;
-use crate::gate::{PackageVerdict, RequestInfo, RequestKind, blocked_response};
+use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response, unknown_digest};
 use crate::server::{AppState, not_found};
-use crate::timefmt::rfc3339;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -51,40 +51,6 @@ pub fn belongs_to(project: &str, filename: &str, kind: FileKind, version: Option
         return true;
     }
     pep503_normalize(filename).starts_with(&format!("{project}-"))
-}
-
-struct Audit {
-    state: AppState,
-    info: RequestInfo,
-    project: String,
-    version: String,
-    policy_revision: String,
-    intel_revision: String,
-}
-
-impl Audit {
-    async fn record(&self, action: &str, rule: &str, reason: String) {
-        let e = AuditEvent {
-            ts: rfc3339((self.state.gate.clock)()),
-            action: action.into(),
-            ecosystem: Ecosystem::PyPI.osv_name().into(),
-            package: self.project.clone(),
-            version: self.version.clone(),
-            rule: rule.into(),
-            reason,
-            source: None,
-            request_kind: self.info.kind.as_str().into(),
-            client_ip: self.info.client_ip.clone(),
-            request_id: self.info.request_id.clone(),
-            user_agent: self.info.user_agent.clone(),
-            policy_revision: self.policy_revision.clone(),
-            intel_revision: self.intel_revision.clone(),
-            counts: None,
-        };
-        if let Err(err) = self.state.audit.record(vec![e]).await {
-            tracing::error!(error = %err, "audit write failed");
-        }
-    }
 }
 
 fn copy_header(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
@@ -168,14 +134,14 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
             &ctx.request_id,
         );
     }
-    let audit = Audit {
-        state: state.clone(),
+    let audit = ArtifactAudit::new(
+        &state.gate,
+        Ecosystem::PyPI,
+        &target.project,
+        &version,
         info,
-        project: target.project.clone(),
-        version: version.clone(),
-        policy_revision: verdict.policy_revision.clone(),
-        intel_revision: verdict.intel_revision.clone(),
-    };
+        &verdict,
+    );
     let (upstream_url, expected, known_size) = if target.metadata {
         if meta.core_metadata.is_none() {
             return not_found_because(format!(
@@ -191,6 +157,29 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
     } else {
         (target.upstream.clone(), meta.sha256.clone(), meta.size)
     };
+    let what = format!(
+        "{}{}",
+        target.filename,
+        if target.metadata { ".metadata" } else { "" }
+    );
+    let verify = state.config.pypi_verify_integrity;
+    if verify && expected.is_none() {
+        // The page was fetched (or revalidated) for this request or within max-age: the
+        // index does not know the digest. The policy decides; both outcomes are audited.
+        let d = unknown_digest(&state.policy.current(), Ecosystem::PyPI, &what);
+        audit
+            .record(d.action.as_str(), d.rule, d.reason.to_string())
+            .await;
+        if d.is_blocked() {
+            return blocked_response(
+                Ecosystem::PyPI,
+                &target.project,
+                Some(version.as_str()).filter(|v| !v.is_empty()),
+                &d,
+                &ctx.request_id,
+            );
+        }
+    }
     let is_head = req.method() == Method::HEAD;
     let method = if is_head {
         reqwest::Method::HEAD
@@ -248,26 +237,7 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         *r.headers_mut() = out_headers;
         return r;
     }
-    let verify = state.config.pypi_verify_integrity;
-    if verify && expected.is_none() {
-        audit
-            .record(
-                "allow",
-                "integrity_unknown",
-                format!(
-                    "the index lists no sha256 for {}{}; served unverified",
-                    target.filename,
-                    if target.metadata { ".metadata" } else { "" }
-                ),
-            )
-            .await;
-    }
     let expected = expected.filter(|_| verify);
-    let what = format!(
-        "{}{}",
-        target.filename,
-        if target.metadata { ".metadata" } else { "" }
-    );
     let body = verified_stream(resp, expected, audit, what, length);
     let mut r = Response::new(body);
     *r.headers_mut() = out_headers;
@@ -283,7 +253,7 @@ struct StreamState {
     )>,
     expected: Option<String>,
     pending: Option<Bytes>,
-    audit: Option<Audit>,
+    audit: Option<ArtifactAudit>,
     what: String,
     received: u64,
     length: Option<u64>,
@@ -315,7 +285,7 @@ fn io_err(msg: String) -> std::io::Error {
 fn verified_stream(
     resp: reqwest::Response,
     expected: Option<String>,
-    audit: Audit,
+    audit: ArtifactAudit,
     what: String,
     length: Option<u64>,
 ) -> Body {
@@ -400,10 +370,6 @@ fn verified_stream(
                     }
                     let reason = format!(
                         "sha256 of {} is {got}, the index says {want}; transfer aborted",
-                        st.what
-                    );
-                    tracing::warn!(
-                        "BLOCK  [PyPI] {} rule=integrity_mismatch reason={reason}",
                         st.what
                     );
                     if let Some(a) = st.audit.take() {

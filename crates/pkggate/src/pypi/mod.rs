@@ -16,7 +16,8 @@
 //!
 //! Files whose version cannot be derived from their filename are decided as version `""`:
 //! denylist entries for the whole project, internal namespaces and advisories that cover
-//! every version apply; otherwise they are allowed (and audited, like every file download).
+//! every version apply; otherwise the policy's `unknown_version` decides (default `allow`;
+//! every file download is audited).
 //!
 //! Caches (per server, bounded): the upstream project page per project (fresh for
 //! `PKGGATE_METADATA_MAX_AGE_SECONDS`, then revalidated with upstream's ETag), the rendered

@@ -90,6 +90,8 @@ pub struct Ver {
     pub repository: Option<String>,
     /// Serve these bytes instead of the real tarball (integrity stays the real one's).
     pub tampered: bool,
+    /// Publish no `dist.integrity` and no `dist.shasum`.
+    pub no_digest: bool,
 }
 
 impl Ver {
@@ -100,7 +102,12 @@ impl Ver {
             scripts: Vec::new(),
             repository: Some("git+https://example.invalid/repo.git".into()),
             tampered: false,
+            no_digest: false,
         }
+    }
+    pub fn no_digest(mut self) -> Ver {
+        self.no_digest = true;
+        self
     }
     pub fn script(mut self, k: &str, v: &str) -> Ver {
         self.scripts.push((k.into(), v.into()));
@@ -143,13 +150,18 @@ pub fn synthetic(upstream: &str, name: &str, vers: &[Ver], tags: &[(&str, &str)]
             .collect();
         let tgz = tarball(name, &v.version, &scripts);
         let path = format!("/{name}/-/{base}-{}.tgz", v.version);
-        let dist = json!({
+        let mut dist = json!({
             "tarball": format!("{upstream}{path}"),
             "integrity": sri512(&tgz),
             "shasum": sha1_hex(&tgz),
             "fileCount": 2,
             "signatures": [{"keyid": "SHA256:fake", "sig": format!("sig-{}", v.version)}],
         });
+        if v.no_digest {
+            let d = dist.as_object_mut().unwrap();
+            d.remove("integrity");
+            d.remove("shasum");
+        }
         let served = if v.tampered {
             let mut t = tgz.clone();
             let n = t.len();

@@ -350,6 +350,48 @@ async fn allowed_tarballs_stream_verified_and_tampered_ones_abort() {
 }
 
 #[tokio::test]
+async fn tarballs_without_a_digest_follow_unknown_file_hash() {
+    for (policy, status, action) in [
+        ("{}", 200, "allow"),
+        ("unknown_file_hash: block", 403, "block"),
+    ] {
+        let h = Harness::start(policy, &[]).await;
+        let s = h.add(
+            "nodigest",
+            &[Ver::new("1.0.0", NOW - 9 * DAY).no_digest()],
+            &[("latest", "1.0.0")],
+        );
+        let (got, _, body) = get(&format!("{}/nodigest/-/nodigest-1.0.0.tgz", h.base), &[]).await;
+        assert_eq!(got, status, "{policy}");
+        if status == 200 {
+            assert_eq!(body, s.tarballs[0].1);
+        } else {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                v["error"].as_str().unwrap().contains("integrity_unknown"),
+                "{v}"
+            );
+        }
+        let ev = eventually(
+            "the integrity_unknown line",
+            Duration::from_secs(10),
+            async || {
+                h.audit
+                    .events
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e.rule == "integrity_unknown")
+                    .cloned()
+            },
+        )
+        .await;
+        assert_eq!((ev.action.as_str(), ev.version.as_str()), (action, "1.0.0"));
+        h.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn lockfile_tarball_without_packument_is_decided_with_the_age_rule() {
     let h = Harness::start("min_package_age_days: 7\n", &[]).await;
     let s = h.add(

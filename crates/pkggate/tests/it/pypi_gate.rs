@@ -718,6 +718,88 @@ async fn files_of_unknown_version_are_still_decided() {
 }
 
 #[tokio::test]
+async fn unknown_version_block_removes_such_files_and_refuses_their_download() {
+    let fake = FakePypi::start().await;
+    standard_projects(&fake);
+    fake.add(
+        "odd-pkg",
+        vec![
+            FakeFile::wheel("odd-pkg", "1.0.0", days_ago(100)),
+            FakeFile::wheel("odd-pkg", "0.1.0", days_ago(100)).named("odd-pkg-nightly.rpm"),
+        ],
+    );
+    let gate = start_gate(&fake, "unknown_version: block", standard_records(), &[]).await;
+    let v = json_page(&gate, "odd-pkg").await;
+    let names: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["odd_pkg-1.0.0-py3-none-any.whl"]);
+    // Its URL, as upstream lists it, is refused before upstream's file host is asked.
+    let page: Value = serde_json::from_str(&fake.json_page("odd-pkg").unwrap()).unwrap();
+    let odd = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == "odd-pkg-nightly.rpm")
+        .unwrap();
+    let rest = odd["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&fake.files_base())
+        .unwrap()
+        .to_string();
+    let before = fake.file_requests();
+    let r = get(&gate.url(&format!("/files/odd-pkg/{rest}")), None).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("unknown_version"),
+        "{body}"
+    );
+    assert_eq!(fake.file_requests(), before);
+    gate.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn unknown_file_hash_block_refuses_unhashed_files_and_audits() {
+    let (fake, gate) = setup("unknown_file_hash: block").await;
+    let v = json_page(&gate, "nohash-pkg").await;
+    let url = v["files"][0]["url"].as_str().unwrap().to_string();
+    let before = fake.file_requests();
+    let r = get(&url, None).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("integrity_unknown"),
+        "{body}"
+    );
+    assert_eq!(
+        fake.file_requests(),
+        before,
+        "upstream asked for a refused file"
+    );
+    let events = gate.audit.take();
+    assert!(
+        events.iter().any(|e| e.action == "block"
+            && e.rule == "integrity_unknown"
+            && e.package == "nohash-pkg"
+            && e.version == "1.0.0"),
+        "{events:?}"
+    );
+    // Hashed files are unaffected.
+    let v = json_page(&gate, "demo-pkg").await;
+    let r = get(v["files"][0]["url"].as_str().unwrap(), None).await;
+    assert_eq!(r.status(), 200);
+    gate.running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn npm_packages_named_simple_pypi_or_files_stay_npm() {
     let fake = FakePypi::start().await;
     standard_projects(&fake);
