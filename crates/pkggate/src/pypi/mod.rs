@@ -24,6 +24,10 @@
 //! page per (project, representation) keyed by everything it depends on, the repository URL
 //! per project (only fetched when the policy's `require_repository_url` needs it), and the
 //! root block list per intelligence revision.
+//!
+//! Cold pages are single-flight per project: the first request fetches, parses, renders and
+//! caches; concurrent ones wait for it and then serve from the caches, deciding and auditing
+//! for themselves (a server error of the first is answered to those already waiting).
 
 pub mod files;
 pub mod paths;
@@ -238,6 +242,44 @@ pub struct Shared {
     rendered: Mutex<HashMap<(String, SimpleFormat), Arc<Rendered>>>,
     repo: Mutex<HashMap<String, (Instant, Fact<String>)>>,
     pub(crate) root_set: Mutex<Option<root::BlockSet>>,
+    /// Per project while its page is cold: the lock the first request holds while it fetches,
+    /// parses and renders; the failure it ended with, for the requests that waited.
+    cold: Mutex<HashMap<String, ColdLock>>,
+}
+
+type ColdLock = Arc<tokio::sync::Mutex<Option<(Instant, StatusCode)>>>;
+
+/// Held by the one request doing a project's cold work (see [`Shared::cold_guard`]).
+pub(crate) struct ColdGuard {
+    shared: Arc<Shared>,
+    project: String,
+    lock: ColdLock,
+    guard: Option<tokio::sync::OwnedMutexGuard<Option<(Instant, StatusCode)>>>,
+}
+
+impl ColdGuard {
+    /// The cold work ended with this server error: requests already waiting answer it too
+    /// instead of each asking upstream again in turn.
+    pub(crate) fn failed(mut self, status: StatusCode) {
+        if let Some(g) = self.guard.as_mut() {
+            **g = Some((Instant::now(), status));
+        }
+    }
+}
+
+impl Drop for ColdGuard {
+    fn drop(&mut self) {
+        let mut m = lock(&self.shared.cold);
+        // The map's reference and ours: nobody else waits, the entry can go.
+        if Arc::strong_count(&self.lock) <= 2
+            && m.get(&self.project)
+                .is_some_and(|l| Arc::ptr_eq(l, &self.lock))
+        {
+            m.remove(&self.project);
+        }
+        drop(m);
+        self.guard.take();
+    }
 }
 
 /// PEP 440 lookup key of a version (non-PEP 440 versions: the string itself).
@@ -451,6 +493,7 @@ impl Shared {
             rendered: Mutex::new(HashMap::new()),
             repo: Mutex::new(HashMap::new()),
             root_set: Mutex::new(None),
+            cold: Mutex::new(HashMap::new()),
         };
         if let Some(c) = config {
             s.urls(c);
@@ -478,6 +521,47 @@ impl Shared {
         let u = FileUrls::new(&config.pypi_upstream_files, signer);
         *g = Some(u.clone());
         u
+    }
+
+    /// `None` when the project's page is cached and fresh. Otherwise waits until no other
+    /// request is doing the project's cold work and returns the guard for doing it (the
+    /// page and rendering may be cached by then: the work is then the warm path). A request
+    /// that waited for one that failed with a server error answers the same status.
+    pub(crate) async fn cold_guard(
+        self: &Arc<Self>,
+        state: &AppState,
+        project: &str,
+    ) -> Result<Option<ColdGuard>, Response> {
+        let max_age = state.config.metadata_max_age;
+        if lock(&self.pages)
+            .get(project)
+            .is_some_and(|c| c.fetched.elapsed() < max_age)
+        {
+            return Ok(None);
+        }
+        let arrived = Instant::now();
+        let l = lock(&self.cold)
+            .entry(project.to_string())
+            .or_default()
+            .clone();
+        let guard = l.clone().lock_owned().await;
+        if let Some((at, status)) = *guard
+            && at >= arrived
+        {
+            return Err(json_response(
+                status,
+                json!({"error": format!(
+                    "upstream_error: a concurrent request for the page of {project} failed with HTTP {}; retry",
+                    status.as_u16()
+                )}),
+            ));
+        }
+        Ok(Some(ColdGuard {
+            shared: self.clone(),
+            project: project.to_string(),
+            lock: l,
+            guard: Some(guard),
+        }))
     }
 
     fn page_url(state: &AppState, project: &str) -> Result<Url, url::ParseError> {
@@ -776,6 +860,32 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
             Err(e) => return e.response(),
         }
     }
+    // One cold request per project does the work; concurrent ones wait for it, then take
+    // the cached page and rendering (deciding and auditing for themselves).
+    let cold = match shared.cold_guard(&state, &project).await {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    let r = serve_page(&state, &shared, req.headers(), &ctx, project, format).await;
+    if let Some(g) = cold
+        && r.status().is_server_error()
+    {
+        g.failed(r.status());
+    }
+    r
+}
+
+/// The page of a valid, normalised project not blocked outright: upstream (or the cache),
+/// decisions, rendering (or the cached rendering).
+async fn serve_page(
+    state: &AppState,
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    ctx: &RequestContext,
+    project: String,
+    format: SimpleFormat,
+) -> Response {
+    let (state, shared) = (state.clone(), shared.clone());
     // A fresh upstream body is parsed once: for its facts and for rendering.
     let (cached, fresh) = match shared.fetch_page(&state, &project).await {
         Ok(PageFetch::Cached(c)) => (Some(c), None),
@@ -816,7 +926,7 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
         Err(e) => return e.response(),
     };
     let removed = removed_keys(&inputs, &verdict.decisions);
-    let base = public_base(&state, req.headers());
+    let base = public_base(&state, headers);
     let mut sorted: Vec<&String> = removed.iter().collect();
     sorted.sort();
     let removed_list = sorted
@@ -854,7 +964,7 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
             );
         }
     }
-    if etag_matches(req.headers(), &etag) {
+    if etag_matches(headers, &etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         page_headers(&mut r, format.content_type(), &etag, max_age);
         return r;

@@ -831,3 +831,39 @@ async fn npm_packages_named_simple_pypi_or_files_stay_npm() {
     assert_eq!(r.status(), 301);
     gate.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn concurrent_cold_requests_for_a_page_make_one_upstream_fetch() {
+    let fake = FakePypi::start().await;
+    fake.add_fixture("numpy", true);
+    let gate = start_gate(&fake, "{}", standard_records(), &[]).await;
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let url = gate.url("/simple/numpy/");
+        tasks.push(tokio::spawn(async move {
+            let r = get(&url, Some(PIP_ACCEPT)).await;
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        }));
+    }
+    let mut bodies = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200);
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "same page for all");
+    assert_eq!(
+        fake.simple_requests(),
+        1,
+        "one upstream fetch for 40 requests"
+    );
+    // Every request was decided and audited for itself.
+    let summaries = gate
+        .audit
+        .take()
+        .iter()
+        .filter(|e| e.package == "numpy" && e.request_kind == "simple_index")
+        .count();
+    assert_eq!(summaries, 40);
+    gate.running.stop().await.unwrap();
+}
