@@ -105,6 +105,8 @@ pub struct PackageVerdict {
     pub warned: usize,
     pub policy_revision: String,
     pub intel_revision: String,
+    /// The audit lines written for this decision (see [`Gate::replay_audit`]).
+    pub audit: Arc<[AuditEvent]>,
 }
 
 impl PackageVerdict {
@@ -326,10 +328,42 @@ impl Gate {
             warned,
             policy_revision: policy.revision().to_string(),
             intel_revision: answer.revision.clone(),
+            audit: Arc::from(Vec::new()),
         };
-        self.audit_package(eco, name, versions, &verdict, req, settings.fail_closed)
-            .await?;
-        Ok(verdict)
+        let events = self.package_events(eco, name, versions, &verdict, req);
+        self.write(events.clone(), settings.fail_closed).await?;
+        Ok(PackageVerdict {
+            audit: events.into(),
+            ..verdict
+        })
+    }
+
+    /// Write the audit lines of an earlier decision again, for another request served from
+    /// it (a cached or shared rendering): same decisions, this request's time, id, client
+    /// and user agent. Every request that gets a document has its lines.
+    pub async fn replay_audit(
+        &self,
+        eco: Ecosystem,
+        events: &[AuditEvent],
+        req: &RequestInfo,
+    ) -> Result<(), GateError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let ts = rfc3339((self.clock)());
+        let again = events
+            .iter()
+            .map(|e| AuditEvent {
+                ts: ts.clone(),
+                request_kind: req.kind.as_str().to_string(),
+                client_ip: req.client_ip.clone(),
+                request_id: req.request_id.clone(),
+                user_agent: req.user_agent.clone(),
+                ..e.clone()
+            })
+            .collect();
+        let fail_closed = self.policy.current().settings(eco).fail_closed;
+        self.write(again, fail_closed).await
     }
 
     /// Decide one version (the artifact gate).
@@ -410,15 +444,15 @@ impl Gate {
         }
     }
 
-    async fn audit_package(
+    /// The audit lines of one decided document (and the log lines operators grep).
+    fn package_events(
         &self,
         eco: Ecosystem,
         name: &str,
         versions: &[VersionInput],
         verdict: &PackageVerdict,
         req: &RequestInfo,
-        fail_closed: bool,
-    ) -> Result<(), GateError> {
+    ) -> Vec<AuditEvent> {
         let mut events = Vec::new();
         let each = self.audit_allowed_each || req.kind.is_artifact();
         for (v, d) in versions.iter().zip(&verdict.decisions) {
@@ -474,6 +508,10 @@ impl Gate {
                 Some(json!({"allowed": allowed, "blocked": blocked, "warned": verdict.warned}));
             events.push(e);
         }
+        events
+    }
+
+    async fn write(&self, events: Vec<AuditEvent>, fail_closed: bool) -> Result<(), GateError> {
         match self.audit.record(events).await {
             Ok(()) => Ok(()),
             Err(e) if fail_closed => Err(GateError::AuditUnavailable(e.0)),

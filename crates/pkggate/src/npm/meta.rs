@@ -223,6 +223,10 @@ pub struct View {
     valid_until: i64,
     created: Instant,
     pub outcome: Outcome,
+    /// The audit lines of the decision this view was rendered from, and the request that
+    /// wrote them: every other request served from the view writes them again as its own.
+    pub audit: Arc<[crate::audit::AuditEvent]>,
+    pub built_by: String,
 }
 
 impl Weigh for Arc<View> {
@@ -639,6 +643,8 @@ impl NpmState {
             valid_until,
             created: Instant::now(),
             outcome,
+            audit: verdict.audit.clone(),
+            built_by: req.request_id.clone(),
         })
     }
 

@@ -190,14 +190,26 @@ async fn get_view(
     name: &str,
     repr: Representation,
 ) -> Result<Arc<View>, Response> {
-    st.view(state, &ctx.info(RequestKind::Metadata), headers, name, repr)
+    let info = ctx.info(RequestKind::Metadata);
+    let view = st
+        .view(state, &info, headers, name, repr)
         .await
         .map_err(|e| {
             if !matches!(*e, MetaError::NotFound) {
                 tracing::warn!(package = %name, error = %e, "npm metadata failed");
             }
             e.response()
-        })
+        })?;
+    // Served from a view another request decided (cached, or shared while in flight): this
+    // request's audit lines are that decision's, written again under its own id.
+    if view.built_by != info.request_id {
+        state
+            .gate
+            .replay_audit(NPM, &view.audit, &info)
+            .await
+            .map_err(|e| e.response())?;
+    }
+    Ok(view)
 }
 
 async fn packument(

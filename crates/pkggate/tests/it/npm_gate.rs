@@ -728,6 +728,25 @@ async fn concurrent_requests_for_an_uncached_document_make_one_upstream_fetch() 
     }
     assert!(sizes.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(h.upstream.hits("/next"), 1, "single-flight");
+    // One decision, but every request has its audit lines, under its own request id.
+    let ids: std::collections::HashSet<String> = eventually(
+        "a summary line per request",
+        Duration::from_secs(10),
+        async || {
+            let ids: std::collections::HashSet<String> = h
+                .audit
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.package == "next" && e.rule == "summary")
+                .map(|e| e.request_id.clone())
+                .collect();
+            (ids.len() >= 100).then_some(ids)
+        },
+    )
+    .await;
+    assert_eq!(ids.len(), 100);
     h.stop().await;
 }
 
