@@ -5,6 +5,11 @@
 //! it is released only once the digest of the whole body matched. On a mismatch, an
 //! upstream error or a short body the stream ends with an error instead, so the connection
 //! is cut before the last bytes and no client can accept a tampered artifact.
+//!
+//! One implementation for every ecosystem (npm tarballs, PyPI files, crates). A declared
+//! length ([`Checks::length`]) is enforced both ways; bodies of 4 MiB or more (or of unknown
+//! length) are hashed on a blocking thread fed through a bounded channel, so hashing a
+//! large wheel overlaps forwarding it.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -70,22 +75,99 @@ pub enum Failure {
     Upstream(String),
 }
 
+/// Bodies at least this large (or of unknown length) are hashed on a blocking thread, so
+/// hashing overlaps forwarding instead of adding to it.
+const OFFLOAD_HASH_BYTES: u64 = 4 << 20;
+
+/// Where the digest is computed: inline, or on a thread fed through a bounded channel.
+enum Digester {
+    Inline(Box<Hasher>),
+    Thread {
+        tx: tokio::sync::mpsc::Sender<Bytes>,
+        done: tokio::sync::oneshot::Receiver<Option<Vec<u8>>>,
+    },
+}
+
+impl Digester {
+    fn new(expected: &Expected, length: Option<u64>) -> Digester {
+        let hasher = Hasher::new(expected);
+        let big = length.is_none_or(|l| l >= OFFLOAD_HASH_BYTES);
+        if matches!(hasher, Hasher::None) || !big {
+            return Digester::Inline(Box::new(hasher));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
+            let mut h = hasher;
+            while let Some(chunk) = rx.blocking_recv() {
+                h.update(&chunk);
+            }
+            let _ = done_tx.send(h.finish());
+        });
+        Digester::Thread { tx, done }
+    }
+
+    async fn update(&mut self, chunk: &Bytes) -> Result<(), String> {
+        match self {
+            Digester::Inline(h) => {
+                h.update(chunk);
+                Ok(())
+            }
+            Digester::Thread { tx, .. } => tx
+                .send(chunk.clone())
+                .await
+                .map_err(|_| "the hashing thread stopped".to_string()),
+        }
+    }
+
+    async fn finish(self) -> Option<Vec<u8>> {
+        match self {
+            Digester::Inline(h) => h.finish(),
+            Digester::Thread { tx, done } => {
+                drop(tx);
+                done.await.ok().flatten()
+            }
+        }
+    }
+}
+
+/// What else a transfer must satisfy besides its digest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checks {
+    /// The length upstream declared (or the index listed): a body of another size is cut
+    /// like a digest mismatch ([`Failure::Upstream`] says the sizes).
+    pub length: Option<u64>,
+}
+
 struct VerifyState<S> {
     inner: S,
-    hasher: Option<Hasher>,
+    digester: Option<Digester>,
     pending: Option<Bytes>,
     expected: Expected,
+    length: Option<u64>,
+    received: u64,
     on_failure: Option<Box<dyn FnOnce(Failure) + Send>>,
     done: bool,
 }
 
+impl<S> VerifyState<S> {
+    fn fail(&mut self, f: Failure, message: String) -> std::io::Error {
+        self.done = true;
+        if let Some(cb) = self.on_failure.take() {
+            cb(f);
+        }
+        std::io::Error::other(message)
+    }
+}
+
 /// Pass `upstream` through chunk by chunk (the next chunk is read only when the client took
 /// the previous one), always holding back the latest chunk until the digest of the whole
-/// body is known. On a mismatch or an upstream error the body ends with an error: the
-/// connection is cut before the last bytes, so no client can accept the artifact.
+/// body is known. On a mismatch, a wrong length or an upstream error the body ends with an
+/// error: the connection is cut before the last bytes, so no client can accept the artifact.
 fn verified_plain<S, E>(
     upstream: S,
     expected: Expected,
+    checks: Checks,
     on_failure: impl FnOnce(Failure) + Send + 'static,
 ) -> Body
 where
@@ -94,9 +176,11 @@ where
 {
     let st = VerifyState {
         inner: upstream,
-        hasher: Some(Hasher::new(&expected)),
+        digester: Some(Digester::new(&expected, checks.length)),
         pending: None,
         expected,
+        length: checks.length,
+        received: 0,
         on_failure: Some(Box::new(on_failure)),
         done: false,
     };
@@ -105,44 +189,70 @@ where
             return None;
         }
         loop {
-            match st.inner.next().await {
+            // Upstream's error type need not be `Send`: keep only its text across awaits.
+            let item = st.inner.next().await.map(|r| r.map_err(|e| e.to_string()));
+            match item {
                 Some(Ok(chunk)) => {
                     if chunk.is_empty() {
                         continue;
                     }
-                    if let Some(h) = st.hasher.as_mut() {
-                        h.update(&chunk);
+                    st.received += chunk.len() as u64;
+                    if let Some(l) = st.length
+                        && st.received > l
+                    {
+                        let msg = format!("upstream sent more than the {l} bytes it declared");
+                        let err = st.fail(Failure::Upstream(msg.clone()), msg);
+                        return Some((Err(err), st));
+                    }
+                    if let Some(d) = st.digester.as_mut()
+                        && let Err(m) = d.update(&chunk).await
+                    {
+                        let err = st.fail(Failure::Upstream(m.clone()), m);
+                        return Some((Err(err), st));
                     }
                     if let Some(prev) = st.pending.replace(chunk) {
                         return Some((Ok::<Bytes, std::io::Error>(prev), st));
                     }
                 }
-                Some(Err(e)) => {
-                    st.done = true;
-                    let msg = e.to_string();
-                    if let Some(f) = st.on_failure.take() {
-                        f(Failure::Upstream(msg.clone()));
-                    }
-                    let err = std::io::Error::other(format!("upstream failed mid-transfer: {msg}"));
+                Some(Err(msg)) => {
+                    let err = st.fail(
+                        Failure::Upstream(msg.clone()),
+                        format!("upstream failed mid-transfer: {msg}"),
+                    );
                     return Some((Err(err), st));
                 }
                 None => {
                     st.done = true;
-                    let actual = st.hasher.take().and_then(Hasher::finish);
-                    if let (Expected::Digest(alg, want), Some(got)) = (&st.expected, actual)
-                        && *want != got
+                    if let Some(l) = st.length
+                        && st.received != l
                     {
-                        if let Some(f) = st.on_failure.take() {
-                            f(Failure::Mismatch {
-                                algorithm: alg,
-                                expected: hex::encode(want),
-                                actual: hex::encode(&got),
-                            });
-                        }
-                        let err = std::io::Error::other(
-                            "tarball integrity mismatch: transfer aborted by pkggate",
-                        );
+                        let msg =
+                            format!("upstream sent {} of the {l} bytes it declared", st.received);
+                        let err = st.fail(Failure::Upstream(msg.clone()), msg);
                         return Some((Err(err), st));
+                    }
+                    let actual = match st.digester.take() {
+                        Some(d) => d.finish().await,
+                        None => None,
+                    };
+                    if let Expected::Digest(alg, want) = &st.expected {
+                        let alg: &'static str = alg;
+                        match actual {
+                            Some(got) if got == *want => {}
+                            got => {
+                                let f = Failure::Mismatch {
+                                    algorithm: alg,
+                                    expected: hex::encode(want),
+                                    actual: got.map(hex::encode).unwrap_or_default(),
+                                };
+                                let err = st.fail(
+                                    f,
+                                    "artifact integrity mismatch: transfer aborted by pkggate"
+                                        .into(),
+                                );
+                                return Some((Err(err), st));
+                            }
+                        }
                     }
                     return st.pending.take().map(|last| (Ok(last), st));
                 }
@@ -163,7 +273,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
 {
-    verified_plain(upstream, expected, on_failure)
+    verified_plain(upstream, expected, Checks::default(), on_failure)
 }
 
 /// [`verified`], counting the bytes released to the client in
@@ -178,11 +288,26 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     E: std::fmt::Display,
 {
+    verified_checked(ecosystem, upstream, expected, Checks::default(), on_failure)
+}
+
+/// [`verified_counted`] with further [`Checks`].
+pub fn verified_checked<S, E>(
+    ecosystem: &'static str,
+    upstream: S,
+    expected: Expected,
+    checks: Checks,
+    on_failure: impl FnOnce(Failure) + Send + 'static,
+) -> Body
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::fmt::Display,
+{
     let sent = crate::metrics::metrics()
         .artifact_bytes
         .get_or_create(&crate::metrics::labels(&[("ecosystem", ecosystem)]))
         .clone();
-    let body = verified_plain(upstream, expected, on_failure);
+    let body = verified_plain(upstream, expected, checks, on_failure);
     Body::from_stream(body.into_data_stream().inspect(move |r| {
         if let Ok(b) = r {
             sent.inc_by(b.len() as u64);
@@ -270,6 +395,92 @@ mod tests {
         let (r, f) = run(vec![Ok("a"), Ok("b")], Expected::None).await;
         assert_eq!(r.unwrap(), b"ab");
         assert!(f.is_none());
+    }
+
+    async fn collect(body: Body) -> Result<Vec<u8>, String> {
+        let mut body = body;
+        let mut out = Vec::new();
+        loop {
+            match body.frame().await {
+                None => return Ok(out),
+                Some(Ok(frame)) => {
+                    if let Ok(d) = frame.into_data() {
+                        out.extend_from_slice(&d);
+                    }
+                }
+                Some(Err(e)) => return Err(format!("{e} after {} bytes", out.len())),
+            }
+        }
+    }
+
+    fn chunks(data: &[u8], size: usize) -> Vec<Result<Bytes, String>> {
+        data.chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn declared_length_is_enforced_both_ways() {
+        let data = b"0123456789".repeat(10);
+        for (declared, ok) in [(100, true), (99, false), (101, false)] {
+            let failure = Arc::new(Mutex::new(None));
+            let f = failure.clone();
+            let body = verified_plain(
+                futures_util::stream::iter(chunks(&data, 30)),
+                Expected::None,
+                Checks {
+                    length: Some(declared),
+                },
+                move |x| *f.lock().unwrap() = Some(x),
+            );
+            let r = collect(body).await;
+            assert_eq!(r.is_ok(), ok, "declared {declared}: {r:?}");
+            if !ok {
+                assert!(r.unwrap_err().contains(&declared.to_string()));
+                assert!(matches!(
+                    failure.lock().unwrap().clone(),
+                    Some(Failure::Upstream(_))
+                ));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn big_bodies_are_hashed_off_thread_with_the_same_verdict() {
+        let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let good = from_hex("sha256", &hex::encode(sha2::Sha256::digest(&data)));
+        for length in [None, Some(data.len() as u64)] {
+            let body = verified_plain(
+                futures_util::stream::iter(chunks(&data, 64 << 10)),
+                good.clone(),
+                Checks { length },
+                |_| panic!("no failure"),
+            );
+            assert_eq!(collect(body).await.unwrap().len(), data.len());
+        }
+        let mut bad = data.clone();
+        bad[3 << 20] ^= 1;
+        let failure = Arc::new(Mutex::new(None));
+        let f = failure.clone();
+        let body = verified_plain(
+            futures_util::stream::iter(chunks(&bad, 64 << 10)),
+            good,
+            Checks::default(),
+            move |x| *f.lock().unwrap() = Some(x),
+        );
+        let err = collect(body).await.unwrap_err();
+        // Everything but the last chunk went out; the last never does.
+        assert!(
+            err.ends_with(&format!("after {} bytes", data.len() - (64 << 10))),
+            "{err}"
+        );
+        assert!(matches!(
+            failure.lock().unwrap().clone(),
+            Some(Failure::Mismatch {
+                algorithm: "sha256",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -22,21 +22,20 @@
 //! `Range` is not supported and `Accept-Ranges` is never advertised (full 200 answers).
 
 use super::{
-    Shared, bad_request, context, not_found_because, page_inputs, upstream_status, version_key,
+    Shared, bad_request, bad_upstream, context, not_found_because, page_inputs, upstream_status,
+    version_key,
 };
+use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response, unknown_digest};
 use crate::server::{AppState, not_found};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use pkggate_formats::Ecosystem;
 use pkggate_formats::ecosystem::pep503_normalize;
 use pkggate_formats::pypi::{FileKind, parse_filename};
 use pkggate_policy::Fact;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Whether `filename` can belong to `project` (see the module doc).
@@ -237,157 +236,38 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         *r.headers_mut() = out_headers;
         return r;
     }
-    let expected = expected.filter(|_| verify);
-    let body = verified_stream(resp, expected, audit, what, length);
+    let expected = match expected.filter(|_| verify) {
+        None => Expected::None,
+        Some(hex) => match from_hex("sha256", &hex) {
+            Expected::None => {
+                return bad_upstream(
+                    upstream_url.as_str(),
+                    format!("the index lists a malformed sha256 for {what}: {hex:?}"),
+                );
+            }
+            e => e,
+        },
+    };
+    let on_failure = move |f: Failure| match f {
+        Failure::Mismatch {
+            expected, actual, ..
+        } => audit.record_detached(
+            "block",
+            "integrity_mismatch",
+            format!("sha256 of {what} is {actual}, the index says {expected}; transfer aborted"),
+        ),
+        Failure::Upstream(m) => {
+            tracing::warn!("upstream transfer of {what} failed: {m}");
+        }
+    };
+    let body = verified_checked(
+        Ecosystem::PyPI.osv_name(),
+        resp.bytes_stream(),
+        expected,
+        Checks { length },
+        on_failure,
+    );
     let mut r = Response::new(body);
     *r.headers_mut() = out_headers;
     r
-}
-
-struct StreamState {
-    inner: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
-    /// Chunks go to a hashing thread (hashing overlaps forwarding); the digest comes back.
-    hasher: Option<(
-        tokio::sync::mpsc::Sender<Bytes>,
-        tokio::sync::oneshot::Receiver<String>,
-    )>,
-    expected: Option<String>,
-    pending: Option<Bytes>,
-    audit: Option<ArtifactAudit>,
-    what: String,
-    received: u64,
-    length: Option<u64>,
-    done: bool,
-}
-
-/// A thread that hashes the chunks it receives and answers the hex digest at the end.
-fn spawn_hasher() -> (
-    tokio::sync::mpsc::Sender<Bytes>,
-    tokio::sync::oneshot::Receiver<String>,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    tokio::task::spawn_blocking(move || {
-        let mut h = Sha256::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            h.update(&chunk);
-        }
-        let _ = done_tx.send(hex::encode(h.finalize()));
-    });
-    (tx, done_rx)
-}
-
-fn io_err(msg: String) -> std::io::Error {
-    std::io::Error::other(msg)
-}
-
-/// The upstream body, hashed on the way; the last chunk waits for the verdict.
-fn verified_stream(
-    resp: reqwest::Response,
-    expected: Option<String>,
-    audit: ArtifactAudit,
-    what: String,
-    length: Option<u64>,
-) -> Body {
-    let st = StreamState {
-        // Coalesce whatever upstream has ready (fewer, larger frames to the client).
-        inner: resp
-            .bytes_stream()
-            .ready_chunks(64)
-            .map(|parts| {
-                if parts.len() == 1 {
-                    return parts.into_iter().next().unwrap_or(Ok(Bytes::new()));
-                }
-                let mut buf = bytes::BytesMut::new();
-                for p in parts {
-                    buf.extend_from_slice(&p?);
-                }
-                Ok(buf.freeze())
-            })
-            .boxed(),
-        hasher: expected.as_ref().map(|_| spawn_hasher()),
-        expected,
-        pending: None,
-        audit: Some(audit),
-        what,
-        received: 0,
-        length,
-        done: false,
-    };
-    let s = futures_util::stream::unfold(st, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        loop {
-            match st.inner.next().await {
-                Some(Ok(chunk)) => {
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    st.received += chunk.len() as u64;
-                    if let Some((tx, _)) = st.hasher.as_ref() {
-                        if tx.send(chunk.clone()).await.is_err() {
-                            st.done = true;
-                            return Some((Err(io_err("the hashing thread stopped".into())), st));
-                        }
-                        // Hold one chunk back until the digest is known.
-                        if let Some(prev) = st.pending.replace(chunk) {
-                            return Some((Ok(prev), st));
-                        }
-                        continue;
-                    }
-                    return Some((Ok(chunk), st));
-                }
-                Some(Err(e)) => {
-                    st.done = true;
-                    let msg = format!(
-                        "upstream transfer of {} failed: {}",
-                        st.what,
-                        crate::intel::source::error_chain(&e)
-                    );
-                    tracing::warn!("{msg}");
-                    return Some((Err(io_err(msg)), st));
-                }
-                None => {
-                    st.done = true;
-                    if let Some(l) = st.length
-                        && l != st.received
-                    {
-                        let msg = format!(
-                            "upstream sent {} bytes of {} for {}",
-                            st.received, l, st.what
-                        );
-                        return Some((Err(io_err(msg)), st));
-                    }
-                    let (Some((tx, rx)), Some(want)) = (st.hasher.take(), st.expected.clone())
-                    else {
-                        return st.pending.take().map(|p| (Ok(p), st));
-                    };
-                    drop(tx);
-                    let got = rx.await.unwrap_or_default();
-                    if got.eq_ignore_ascii_case(&want) {
-                        return st.pending.take().map(|p| (Ok(p), st));
-                    }
-                    let reason = format!(
-                        "sha256 of {} is {got}, the index says {want}; transfer aborted",
-                        st.what
-                    );
-                    if let Some(a) = st.audit.take() {
-                        a.record("block", "integrity_mismatch", reason.clone())
-                            .await;
-                    }
-                    return Some((Err(io_err(reason)), st));
-                }
-            }
-        }
-    });
-    let sent = crate::metrics::metrics()
-        .artifact_bytes
-        .get_or_create(&crate::metrics::labels(&[("ecosystem", "PyPI")]))
-        .clone();
-    Body::from_stream(futures_util::StreamExt::inspect(s, move |r| {
-        if let Ok(b) = r {
-            sent.inc_by(b.len() as u64);
-        }
-    }))
 }
