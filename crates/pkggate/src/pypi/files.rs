@@ -179,6 +179,19 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
             );
         }
     }
+    // A digest that is not one is upstream's error: refused before its file host is asked.
+    let digest = match expected.as_deref().filter(|_| verify) {
+        None => Expected::None,
+        Some(hex) => match from_hex("sha256", hex) {
+            Expected::None => {
+                return bad_upstream(
+                    upstream_url.as_str(),
+                    format!("the index lists a malformed sha256 for {what}: {hex:?}"),
+                );
+            }
+            e => e,
+        },
+    };
     let is_head = req.method() == Method::HEAD;
     let method = if is_head {
         reqwest::Method::HEAD
@@ -236,18 +249,6 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         *r.headers_mut() = out_headers;
         return r;
     }
-    let expected = match expected.filter(|_| verify) {
-        None => Expected::None,
-        Some(hex) => match from_hex("sha256", &hex) {
-            Expected::None => {
-                return bad_upstream(
-                    upstream_url.as_str(),
-                    format!("the index lists a malformed sha256 for {what}: {hex:?}"),
-                );
-            }
-            e => e,
-        },
-    };
     let on_failure = move |f: Failure| match f {
         Failure::Mismatch {
             expected, actual, ..
@@ -263,7 +264,7 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
     let body = verified_checked(
         Ecosystem::PyPI.osv_name(),
         resp.bytes_stream(),
-        expected,
+        digest,
         Checks { length },
         on_failure,
     );

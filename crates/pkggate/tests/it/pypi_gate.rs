@@ -867,3 +867,31 @@ async fn concurrent_cold_requests_for_a_page_make_one_upstream_fetch() {
     assert_eq!(summaries, 40);
     gate.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_malformed_index_digest_is_refused_before_the_file_host_is_asked() {
+    let (fake, gate) = setup("{}").await;
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": "badhash-pkg",
+        "files": [{
+            "filename": "badhash_pkg-1.0.0-py3-none-any.whl",
+            "url": format!("{}packages/aa/badhash_pkg-1.0.0-py3-none-any.whl", fake.files_base()),
+            "hashes": {"sha256": "not-a-digest"},
+        }],
+    });
+    fake.set_raw(
+        "badhash-pkg",
+        "application/vnd.pypi.simple.v1+json",
+        &page.to_string(),
+    );
+    let v = json_page(&gate, "badhash-pkg").await;
+    let url = v["files"][0]["url"].as_str().unwrap().to_string();
+    let before = fake.file_requests();
+    let r = get(&url, None).await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("malformed sha256"), "{body}");
+    assert_eq!(fake.file_requests(), before);
+    gate.running.stop().await.unwrap();
+}
