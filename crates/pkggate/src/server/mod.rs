@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod admin;
+pub mod auth;
 pub mod why;
 
 /// Everything a handler may use. Services are injected: tests build an `AppState` with fake
@@ -125,24 +126,26 @@ pub fn router(state: AppState) -> Router {
     let mut app: Router<AppState> = Router::new()
         .route("/-/pkggate/health", get(health))
         .route("/-/pkggate/ready", get(ready))
+        .route("/-/pkggate/login", axum::routing::post(auth::login))
+        .route("/-/pkggate/logout", axum::routing::post(auth::logout))
         .route(
             "/-/pkggate/why/{ecosystem}/{*rest}",
             get(why::why).route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                admin_only,
+                auth::admin_only,
             )),
         )
         .route(
             "/metrics",
             get(metrics_endpoint).route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                admin_only,
+                auth::admin_only,
             )),
         )
         .merge(
             admin::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                admin_only,
+                auth::admin_only,
             )),
         );
     for adapter in crate::ecosystems::adapters(&state.config) {
@@ -151,40 +154,6 @@ pub fn router(state: AppState) -> Router {
     app.fallback(crate::npm::fallback)
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
-}
-
-/// Admin endpoints: with `PKGGATE_ADMIN_TOKEN` set, a matching `Authorization: Bearer`
-/// header is required from every client; without one, only loopback clients are served.
-async fn admin_only(
-    State(state): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let allowed = match &state.config.admin_token {
-        Some(token) => req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes())),
-        None => req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| c.0.ip().is_loopback()),
-    };
-    if !allowed {
-        let why = if state.config.admin_token.is_some() {
-            "admin endpoint: a valid bearer token (PKGGATE_ADMIN_TOKEN) is required"
-        } else {
-            "admin endpoint: loopback clients only (set PKGGATE_ADMIN_TOKEN to allow others)"
-        };
-        return json_response(StatusCode::FORBIDDEN, json!({"error": why}));
-    }
-    next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn metrics_endpoint(State(state): State<AppState>) -> Response {

@@ -233,7 +233,9 @@ async fn admin_page_and_api_need_the_token() {
         "/-/pkggate/api/stats",
     ] {
         let url = format!("{}{path}", e.base());
-        assert_eq!(c.get(&url).send().await.unwrap().status(), 403, "{path}");
+        // The page itself answers a sign-in form to a browser without a session.
+        let bare = if path == "/-/pkggate/ui" { 401 } else { 403 };
+        assert_eq!(c.get(&url).send().await.unwrap().status(), bare, "{path}");
         assert_eq!(
             c.get(&url)
                 .bearer_auth("wrong")
@@ -241,7 +243,7 @@ async fn admin_page_and_api_need_the_token() {
                 .await
                 .unwrap()
                 .status(),
-            403,
+            bare,
             "{path} with a wrong token"
         );
         assert_eq!(
@@ -255,6 +257,88 @@ async fn admin_page_and_api_need_the_token() {
             "{path} with the token"
         );
     }
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_session_cookie_that_opens_the_page_and_api() {
+    let e = cargo_env_with("{}\n", &[], &[(env::ADMIN_TOKEN, "s3cret")]).await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = e.base();
+    let page = c.get(format!("{base}/-/pkggate/ui")).send().await.unwrap();
+    assert_eq!(page.status(), 401);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(r#"action="/-/pkggate/login""#)
+    );
+    // A wrong token: the form again, no cookie.
+    let r = c
+        .post(format!("{base}/-/pkggate/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    // The right one (form-encoded, as a browser sends it).
+    let r = c
+        .post(format!("{base}/-/pkggate/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/-/pkggate/ui");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/-/pkggate", "Max-Age="] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(
+        !set.contains("s3cret"),
+        "the cookie must not carry the token: {set}"
+    );
+    let session = set.split(';').next().unwrap().to_string();
+    for path in ["/-/pkggate/ui", "/-/pkggate/api/decisions", "/metrics"] {
+        let r = c
+            .get(format!("{base}{path}"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with the session");
+    }
+    // A forged or stale cookie opens nothing.
+    let r = c
+        .get(format!("{base}/-/pkggate/api/decisions"))
+        .header("cookie", "pkggate_admin=s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Signing out clears it.
+    let r = c
+        .post(format!("{base}/-/pkggate/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
 }
 
 fn event(ts: i64, action: &str, package: &str, rule: &str) -> AuditEvent {
@@ -547,6 +631,51 @@ async fn launch(chromium: &std::path::Path) -> (Browser, Cdp) {
         .await
         .unwrap();
     (browser, Cdp { ws, next: 0 })
+}
+
+#[tokio::test]
+async fn chromium_signs_in_with_the_admin_token_and_out_again() {
+    let Some(chromium) = chromium_or_skip("chromium_signs_in_with_the_admin_token_and_out_again")
+    else {
+        return;
+    };
+    let e = env_with_traffic(&[(env::ADMIN_TOKEN, "s3cret-token")]).await;
+    let url = format!("{}/-/pkggate/ui", e.base());
+    let (_browser, mut cdp) = launch(&chromium).await;
+    cdp.call("Runtime.enable", json!({})).await;
+    cdp.call("Page.enable", json!({})).await;
+    cdp.call("Page.navigate", json!({"url": url})).await;
+    cdp.wait_for("the sign-in form", "!!document.getElementById('token')")
+        .await;
+    // A wrong token first: the form says so.
+    cdp.eval("document.getElementById('token').value = 'nope'; document.querySelector('form').submit(); true")
+        .await;
+    cdp.wait_for(
+        "the wrong-token note",
+        "!!document.getElementById('login-error')",
+    )
+    .await;
+    cdp.eval("document.getElementById('token').value = 's3cret-token'; document.querySelector('form').submit(); true")
+        .await;
+    // Signed in: the page and its API calls work (the cookie rides along).
+    cdp.wait_for(
+        "the first decisions",
+        "document.getElementById('decisions-meta')?.dataset.generation === '1'",
+    )
+    .await;
+    let rows = cdp
+        .eval("document.querySelectorAll('#decisions tbody tr').length")
+        .await;
+    assert!(rows.as_u64().unwrap() >= 1, "{rows}");
+    // The session cookie is not readable from script.
+    assert_eq!(cdp.eval("document.cookie").await, json!(""));
+    cdp.eval("document.getElementById('sign-out').click(); true")
+        .await;
+    cdp.wait_for(
+        "the sign-in form again",
+        "!!document.getElementById('token')",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -224,6 +224,10 @@
       explain(ev).catch(() => {});
     });
     $("refresh").addEventListener("click", refresh);
+    $("sign-out").addEventListener("click", () => {
+      fetch("/-/pkggate/logout", { method: "POST", credentials: "same-origin" })
+        .finally(() => window.location.reload());
+    });
     refresh();
   });
 })();
