@@ -10,9 +10,18 @@
 //!   contacted (403 when blocked); allowed crates stream with their sha256 checked against
 //!   the index `cksum`.
 //!
-//! The last index file of each crate is cached with its facts (cksum, pubtime) and the
-//! upstream's ETag: later fetches revalidate (a 304 reuses the bytes), and a
-//! `cargo fetch --locked` that skips the index is still decided with `pubtime`.
+//! The last index file of each crate is cached with its facts (pubtime; the cksum is read
+//! from the version's line when a download asks) and the upstream's ETag: later fetches
+//! revalidate (a 304 reuses the bytes), and a `cargo fetch --locked` that skips the index is
+//! still decided with `pubtime`.
+//!
+//! Cold path: the upstream body is read as it arrives ([`IndexScanner`]: each line read as
+//! soon as its `\n` is in, only its first and last members) and hashed in 64 KiB blocks, so
+//! that work overlaps the transfer; what follows the last byte is the decision (one
+//! intelligence call for every version), one copy of the kept lines (none when nothing is
+//! removed) and the response. The response is sent whole, not streamed: its ETag covers
+//! the versions removed, a crate with every version blocked answers 404, and
+//! `x-pkggate-blocked-versions` counts the removed lines — all known only at the end.
 
 use crate::artifact::{Expected, Failure, from_hex, verified_counted};
 use crate::audit::AuditEvent;
@@ -20,15 +29,17 @@ use crate::ecosystems::Adapter;
 use crate::gate::{RequestKind, VersionInput, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
 use crate::timefmt::rfc3339;
+use crate::upstream::UpstreamError;
 use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use pkggate_formats::Ecosystem;
 use pkggate_formats::cargo::{
-    IndexFile, download_url, index_path, parse_index, parse_index_path, valid_name,
+    IndexScanner, IndexSummary, download_url, index_path, parse_index_path, valid_name,
 };
 use pkggate_policy::Fact;
 use serde_json::json;
@@ -38,25 +49,152 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub struct CargoAdapter;
 
-/// Versions of one crate: version → (cksum, pubtime in seconds).
-type CrateFacts = HashMap<String, (Option<String>, Option<i64>)>;
-
-/// The last upstream index file of a crate: its validator, bytes, parsed lines and facts,
+/// The last upstream index file of a crate: its validator, bytes, read lines and facts,
 /// and the last filtered rendering (reused while the decisions are the same).
 struct CachedIndex {
     etag: Option<String>,
     body: bytes::Bytes,
-    parsed: IndexFile,
-    /// A content id of `body` (part of the ETag pkggate sends; see [`crate::content_id::content_id`]).
+    summary: IndexSummary,
+    /// `pubtime` of each entry of `summary`, in seconds.
+    published: Vec<Option<i64>>,
+    /// version → index in `summary.entries`.
+    by_version: HashMap<String, usize>,
+    /// A content id of `body` (part of the ETag pkggate sends; see [`BlockHasher`]).
     hash: String,
-    facts: Arc<CrateFacts>,
     rendered: Mutex<Option<Rendered>>,
+}
+
+impl CachedIndex {
+    /// `(cksum, pubtime)` of a version; `None` when the file has no line for it that reads
+    /// in full to the same version and `pubtime` (cargo could not read it either).
+    fn facts(&self, version: &str) -> Option<(Option<String>, Option<i64>)> {
+        let &i = self.by_version.get(version)?;
+        let entry = self.summary.entries.get(i)?;
+        // Read in full only now: the index gate read only the ends of the line.
+        let line = self
+            .summary
+            .fields(&self.body, entry)
+            .filter(|l| l.vers == entry.vers && l.pubtime == entry.pubtime)?;
+        Some((line.cksum, self.published.get(i).copied().flatten()))
+    }
+}
+
+/// A content id of a body hashed as it arrives: each 64 KiB block (the blocks depend on the
+/// bytes only, not on how they arrived) gets a 256-bit non-cryptographic id, and the ids
+/// and the length are combined with SHA-256. Like [`crate::content_id::content_id`] it only
+/// tells whether upstream's bytes changed (it authenticates nothing), with four
+/// independent multiply-rotate lanes instead of two: about twice as fast, which matters
+/// because it runs on every byte of the cold path.
+#[derive(Default)]
+struct BlockHasher {
+    done: usize,
+    ids: Sha256,
+}
+
+impl BlockHasher {
+    const BLOCK: usize = 64 * 1024;
+
+    /// Hash the complete blocks of `body` (the bytes received so far) not hashed yet.
+    fn update(&mut self, body: &[u8]) {
+        while body.len() - self.done >= Self::BLOCK {
+            self.ids
+                .update(block_id(&body[self.done..self.done + Self::BLOCK]));
+            self.done += Self::BLOCK;
+        }
+    }
+
+    fn finish(mut self, body: &[u8]) -> String {
+        self.update(body);
+        self.ids.update(block_id(&body[self.done..]));
+        self.ids.update((body.len() as u64).to_le_bytes());
+        hex::encode(&self.ids.finalize()[..16])
+    }
+}
+
+/// Four multiply-rotate lanes over 32-byte stripes, then the tail byte by byte, then the
+/// length (so a block and the same block with trailing zeros differ).
+fn block_id(block: &[u8]) -> [u8; 32] {
+    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+    const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    let mut lanes = [K2, K1, K2 ^ 1, K1 ^ 1];
+    let mut stripes = block.chunks_exact(32);
+    for stripe in &mut stripes {
+        for (lane, word) in lanes.iter_mut().zip(stripe.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            *lane = (*lane ^ u64::from_le_bytes(w))
+                .wrapping_mul(K1)
+                .rotate_left(31);
+        }
+    }
+    for (i, &x) in stripes.remainder().iter().enumerate() {
+        let lane = &mut lanes[i % 4];
+        *lane = (*lane ^ u64::from(x)).wrapping_mul(K2).rotate_left(27);
+    }
+    let mut out = [0u8; 32];
+    for (o, lane) in out.chunks_exact_mut(8).zip(lanes) {
+        let lane = (lane ^ block.len() as u64).wrapping_mul(K2);
+        o.copy_from_slice(&(lane ^ (lane >> 29)).to_le_bytes());
+    }
+    out
 }
 
 struct Rendered {
     removed: std::collections::HashSet<String>,
     revisions: String,
-    bytes: bytes::Bytes,
+    parts: KeptLines,
+}
+
+/// A filtered index file as slices of the upstream body (no copy): the runs of kept lines.
+#[derive(Clone)]
+struct KeptLines {
+    parts: std::collections::VecDeque<bytes::Bytes>,
+    len: u64,
+}
+
+impl KeptLines {
+    /// Past this many runs (many removed lines spread out) one copy beats many writes.
+    const MAX_PARTS: usize = 16;
+
+    fn new(entry: &CachedIndex, removed: &std::collections::HashSet<String>) -> KeptLines {
+        let runs = entry.summary.kept_runs(removed);
+        let parts: std::collections::VecDeque<bytes::Bytes> = if runs.len() <= Self::MAX_PARTS {
+            runs.into_iter().map(|r| entry.body.slice(r)).collect()
+        } else {
+            std::iter::once(bytes::Bytes::from(
+                entry.summary.render(&entry.body, removed),
+            ))
+            .collect()
+        };
+        let len = parts.iter().map(|p| p.len() as u64).sum();
+        KeptLines { parts, len }
+    }
+}
+
+/// The response body: the parts in order, with an exact length (hyper sends
+/// `Content-Length`, not chunks).
+impl http_body::Body for KeptLines {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let next = self.parts.pop_front();
+        if let Some(part) = &next {
+            self.len -= part.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|p| Ok(http_body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
 }
 
 /// Bounds of the index cache (cleared when either is exceeded).
@@ -80,15 +218,29 @@ fn cache_key(state: &AppState, name: &str) -> (String, String) {
 
 fn remember(state: &AppState, name: &str, entry: CachedIndex) -> Arc<CachedIndex> {
     let entry = Arc::new(entry);
-    let mut guard = index_cache().lock().unwrap_or_else(|p| p.into_inner());
-    let (map, bytes) = &mut *guard;
-    if map.len() >= CACHE_CRATES || *bytes + entry.body.len() > CACHE_BYTES {
-        map.clear();
-        *bytes = 0;
+    let mut dropped: Vec<Arc<CachedIndex>> = Vec::new();
+    {
+        let mut guard = index_cache().lock().unwrap_or_else(|p| p.into_inner());
+        let (map, bytes) = &mut *guard;
+        if map.len() >= CACHE_CRATES || *bytes + entry.body.len() > CACHE_BYTES {
+            dropped.extend(map.drain().map(|(_, e)| e));
+            *bytes = 0;
+        }
+        *bytes += entry.body.len();
+        if let Some(old) = map.insert(cache_key(state, name), entry.clone()) {
+            *bytes = bytes.saturating_sub(old.body.len());
+            dropped.push(old);
+        }
     }
-    *bytes += entry.body.len();
-    if let Some(old) = map.insert(cache_key(state, name), entry.clone()) {
-        *bytes = bytes.saturating_sub(old.body.len());
+    // Freeing a replaced file (a megabyte or more, given back to the system) costs more
+    // than reading one: not on the request's path, and not under the lock.
+    if !dropped.is_empty() {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || drop(dropped));
+            }
+            Err(_) => drop(dropped),
+        }
     }
     entry
 }
@@ -128,10 +280,11 @@ impl Adapter for CargoAdapter {
                 Some(e) => e,
                 None => load_index(state, name).await?,
             };
-            Ok(version_input(
-                version,
-                entry.facts.get(version).and_then(|f| f.1),
-            ))
+            let published = entry
+                .by_version
+                .get(version)
+                .and_then(|&i| entry.published.get(i).copied().flatten());
+            Ok(version_input(version, published))
         })
     }
 }
@@ -172,12 +325,12 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
     {
         headers.insert(header::IF_NONE_MATCH, v);
     }
-    let doc = state
+    let (resp, _) = state
         .upstream
-        .get_document(url, &headers)
+        .send(reqwest::Method::GET, url.clone(), &headers)
         .await
         .map_err(|e| e.response())?;
-    match doc.status {
+    match resp.status() {
         StatusCode::OK => {}
         StatusCode::NOT_MODIFIED => {
             if let Some(p) = previous {
@@ -189,35 +342,83 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
         }
         _ => {}
     }
-    if doc.status != StatusCode::OK {
+    if resp.status() != StatusCode::OK {
         return Err(json_response(
             StatusCode::BAD_GATEWAY,
-            json!({"error": format!("upstream_error: the cargo index answered {} for {path}", doc.status.as_u16())}),
+            json!({"error": format!("upstream_error: the cargo index answered {} for {path}", resp.status().as_u16())}),
         ));
     }
-    let parsed = parse_index(&doc.body);
-    let facts: CrateFacts = parsed
-        .lines
-        .iter()
-        .map(|l| (l.vers.clone(), (l.cksum.clone(), l.published_unix())))
-        .collect();
-    let etag = doc
-        .headers
+    let etag = resp
+        .headers()
         .get(header::ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let limit = state.config.max_document_bytes;
+    let too_large = || {
+        UpstreamError::TooLarge {
+            url: url.to_string(),
+            limit,
+        }
+        .response()
+    };
+    if resp.content_length().is_some_and(|l| l > limit) {
+        return Err(too_large());
+    }
+    // Read and hash each chunk as it arrives (bounded by the document size limit).
+    let mut scanner =
+        IndexScanner::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
+    let mut hasher = BlockHasher::default();
+    let mut published: Vec<Option<i64>> = Vec::new();
+    let mut by_version: HashMap<String, usize> = HashMap::new();
+    // The facts of the lines read so far.
+    let mut index_entries = |summary: &IndexSummary| {
+        for (i, e) in summary.entries.iter().enumerate().skip(published.len()) {
+            published.push(e.published_unix());
+            by_version.insert(e.vers.clone(), i);
+        }
+    };
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| transfer_error(&url, &e).response())?;
+        if (scanner.body().len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        scanner.push(&chunk);
+        hasher.update(scanner.body());
+        index_entries(scanner.summary());
+    }
+    let (body, summary) = scanner.finish();
+    index_entries(&summary);
+    let hash = hasher.finish(&body);
     Ok(remember(
         state,
         name,
         CachedIndex {
             etag,
-            hash: crate::content_id::content_id(&doc.body),
-            body: doc.body,
-            parsed,
-            facts: Arc::new(facts),
+            hash,
+            body: bytes::Bytes::from(body),
+            summary,
+            published,
+            by_version,
             rendered: Mutex::new(None),
         },
     ))
+}
+
+/// An upstream body that failed mid-transfer (a timeout answers 504, anything else 502).
+fn transfer_error(url: &reqwest::Url, e: &reqwest::Error) -> UpstreamError {
+    let message = crate::intel::source::error_chain(e);
+    if e.is_timeout() {
+        UpstreamError::Timeout {
+            url: url.to_string(),
+            message,
+        }
+    } else {
+        UpstreamError::Other {
+            url: url.to_string(),
+            message: format!("the index transfer failed: {message}"),
+        }
+    }
 }
 
 async fn index(
@@ -234,17 +435,13 @@ async fn index(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let body = &entry.body;
-    let parsed = &entry.parsed;
-    let display = parsed
-        .lines
-        .first()
-        .map(|l| l.name.clone())
-        .unwrap_or_else(|| name.clone());
-    let inputs: Vec<VersionInput> = parsed
-        .lines
+    let summary = &entry.summary;
+    let display = summary.name.clone().unwrap_or_else(|| name.clone());
+    let inputs: Vec<VersionInput> = summary
+        .entries
         .iter()
-        .map(|l| version_input(&l.vers, l.published_unix()))
+        .zip(&entry.published)
+        .map(|(e, &published)| version_input(&e.vers, published))
         .collect();
     let verdict = match state
         .gate
@@ -259,7 +456,7 @@ async fn index(
         Ok(v) => v,
         Err(e) => return e.response(),
     };
-    if !parsed.lines.is_empty() && verdict.removed.len() == parsed.lines.len() {
+    if !summary.entries.is_empty() && verdict.removed.len() == summary.entries.len() {
         // cargo treats 403 as fatal; 404 reads "no matching package" (PROTOCOLS §3.4).
         let reason = verdict
             .decisions
@@ -279,15 +476,15 @@ async fn index(
     let out = {
         let mut slot = entry.rendered.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
-            Some(r) if r.revisions == revisions && r.removed == verdict.removed => r.bytes.clone(),
+            Some(r) if r.revisions == revisions && r.removed == verdict.removed => r.parts.clone(),
             _ => {
-                let bytes = bytes::Bytes::from(parsed.render(body, &verdict.removed));
+                let parts = KeptLines::new(&entry, &verdict.removed);
                 *slot = Some(Rendered {
                     removed: verdict.removed.clone(),
                     revisions: revisions.clone(),
-                    bytes: bytes.clone(),
+                    parts: parts.clone(),
                 });
-                bytes
+                parts
             }
         }
     };
@@ -314,10 +511,10 @@ async fn index(
     } else if method == Method::HEAD {
         let mut r = StatusCode::OK.into_response();
         r.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len));
         r
     } else {
-        (StatusCode::OK, out).into_response()
+        (StatusCode::OK, axum::body::Body::new(out)).into_response()
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -355,14 +552,15 @@ async fn download(
         );
     }
     // Facts (cksum, pubtime) from the cache, else from the index once.
-    let facts = match cached(&state, &krate).filter(|e| e.facts.contains_key(&version)) {
-        Some(e) => e.facts.clone(),
+    let entry = match cached(&state, &krate).filter(|e| e.by_version.contains_key(&version)) {
+        Some(e) => e,
         None => match load_index(&state, &krate).await {
-            Ok(e) => e.facts.clone(),
+            Ok(e) => e,
             Err(r) => return r,
         },
     };
-    let Some((cksum, published)) = facts.get(&version).cloned() else {
+    // No line, or a line that does not read in full (cargo cannot read it either).
+    let Some((cksum, published)) = entry.facts(&version) else {
         return not_found();
     };
     let info = ctx.info(RequestKind::Crate);
@@ -489,4 +687,71 @@ async fn download(
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+    use pkggate_formats::cargo::summarize_index;
+
+    fn hash_in_pieces(body: &[u8], piece: usize) -> String {
+        let mut h = BlockHasher::default();
+        let mut at = 0;
+        while at < body.len() {
+            at = (at + piece).min(body.len());
+            h.update(&body[..at]);
+        }
+        h.finish(body)
+    }
+
+    #[test]
+    fn block_hash_depends_on_the_bytes_only() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let id = hash_in_pieces(&body, body.len());
+        for piece in [1000, 65_536, 65_537, 100_000] {
+            assert_eq!(hash_in_pieces(&body, piece), id, "pieces of {piece}");
+        }
+        for at in [0, 65_535, 65_536, 200_000, body.len() - 1] {
+            let mut b = body.clone();
+            b[at] ^= 1;
+            assert_ne!(hash_in_pieces(&b, 4096), id, "flip at {at}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_ne!(hash_in_pieces(&longer, 4096), id);
+        assert_ne!(hash_in_pieces(b"", 1), hash_in_pieces(b"\0", 1));
+    }
+
+    #[tokio::test]
+    async fn kept_lines_are_the_rendering_with_its_length() {
+        let mut body = String::new();
+        for i in 0..40 {
+            body.push_str(&format!(
+                "{{\"name\":\"k\",\"vers\":\"1.0.{i}\",\"deps\":[],\"pubtime\":null}}\n"
+            ));
+        }
+        let summary = summarize_index(body.as_bytes());
+        let entry = CachedIndex {
+            etag: None,
+            body: bytes::Bytes::from(body.clone()),
+            summary,
+            published: Vec::new(),
+            by_version: HashMap::new(),
+            hash: String::new(),
+            rendered: Mutex::new(None),
+        };
+        // Nothing removed (one slice), a few runs, and many runs (one copy).
+        for removed in [vec![], vec![0, 1, 7, 39], (0..40).step_by(2).collect()] {
+            let removed: std::collections::HashSet<String> =
+                removed.iter().map(|i| format!("1.0.{i}")).collect();
+            let kept = KeptLines::new(&entry, &removed);
+            assert!(kept.parts.len() <= KeptLines::MAX_PARTS);
+            assert_eq!(kept.size_hint().exact(), Some(kept.len));
+            let want = entry.summary.render(&entry.body, &removed);
+            let got = kept.collect().await.unwrap().to_bytes();
+            assert_eq!(got.as_ref(), want.as_slice());
+        }
+    }
 }

@@ -668,3 +668,207 @@ async fn live_cargo_fetch_through_pkggate() {
     assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
     running.stop().await.unwrap();
 }
+
+/// An upstream index host that sends `body` for every path in pieces of 1 to 7 bytes
+/// (each its own chunk of a chunked response): lines, CRLF and multi-byte characters
+/// split anywhere.
+async fn trickling_upstream(body: Vec<u8>) -> String {
+    async fn serve(State(body): State<Arc<Vec<u8>>>) -> Response {
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        let mut n = 1;
+        while at < body.len() {
+            let end = (at + n).min(body.len());
+            pieces.push(Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(
+                &body[at..end],
+            )));
+            at = end;
+            n = n % 7 + 1;
+        }
+        Response::new(Body::from_stream(futures_util::stream::iter(pieces)))
+    }
+    let app = Router::new()
+        .route("/index/{*path}", get(serve))
+        .with_state(Arc::new(body));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/index/")
+}
+
+/// An upstream index host that answers every request with `head` and the first `sent`
+/// bytes of `body`, then closes the connection.
+async fn raw_upstream(head: String, body: Vec<u8>, sent: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let (head, body) = (head.clone(), body.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body[..sent.min(body.len())]).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}/index/")
+}
+
+/// Index lines of `trickle`: CRLF ends, non-ASCII strings, a long line (`deps` of ~100 KB)
+/// and a last line without `\n`.
+fn awkward_index() -> (String, Vec<&'static str>) {
+    let line = |vers: &str, deps: &str| {
+        format!(
+            r#"{{"name":"trickle","vers":"{vers}","deps":[{deps}],"cksum":"00","features":{{"ünï":["x/ü"]}},"yanked":false,"pubtime":"{OLD}","v":2}}"#
+        )
+    };
+    let long = vec![r#"{"name":"dép","req":"^1","features":["]}\"["]}"#; 2_500].join(",");
+    let body = format!(
+        "{}\r\n{}\n{}\r\n{}",
+        line("0.1.0", ""),
+        line("0.2.0-é", &long),
+        line("0.3.0", r#"{"name":"a","req":"^1"}"#),
+        line("0.4.0", "")
+    );
+    (body, vec!["0.1.0", "0.2.0-é", "0.3.0", "0.4.0"])
+}
+
+#[tokio::test]
+async fn index_arriving_in_pieces_is_read_like_a_whole_one() {
+    let (body, versions) = awkward_index();
+    let up = trickling_upstream(body.clone().into_bytes()).await;
+    let e = cargo_env_with(
+        "block_malicious: true\n",
+        &[("trickle", "0.3.0")],
+        &[(env::UPSTREAM_CARGO_INDEX, &up)],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/cargo/tr/ic/trickle", e.base());
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-pkggate-blocked-versions"], "1");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let got = r.text().await.unwrap();
+    // Every line but the blocked one, byte for byte (its CRLF included).
+    let want: String = body
+        .split_inclusive('\n')
+        .filter(|l| !l.contains(r#""vers":"0.3.0""#))
+        .collect();
+    assert_eq!(got, want);
+    for v in versions {
+        assert_eq!(
+            got.contains(&format!(r#""vers":"{v}""#)),
+            v != "0.3.0",
+            "{v}"
+        );
+    }
+    // The same bytes again: the same ETag (it depends on the bytes, not on their pieces).
+    let r = client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    // HEAD announces the length GET sends.
+    let r = client.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"],
+        got.len().to_string().as_str()
+    );
+    // The audit summary counts every version.
+    let events = e.audit.take();
+    assert!(
+        events
+            .iter()
+            .any(|ev| ev.version == "0.3.0" && ev.action == "block" && ev.request_kind == "index"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |ev| ev.rule == "summary" && ev.reason.starts_with("3 versions allowed, 1 blocked")
+        ),
+        "{events:?}"
+    );
+    // Downloads are decided from the same file: the blocked version is refused before any
+    // upstream contact; an allowed one reads its line in full for the cksum and goes to the
+    // download host (which has no such crate here: 404).
+    let dl = |v: &str| format!("{}/cargo/api/v1/crates/trickle/{v}/download", e.base());
+    let r = client.get(dl("0.3.0")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client.get(dl("0.1.0")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(e.fake.downloads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn truncated_or_oversized_upstream_index_is_an_error_not_a_partial_file() {
+    let (body, _) = awkward_index();
+    let client = reqwest::Client::new();
+    // The upstream announces the whole file but closes the connection half way.
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n",
+        body.len()
+    );
+    let up = raw_upstream(head, body.clone().into_bytes(), body.len() / 2).await;
+    let e = cargo_env_with("{}\n", &[], &[(env::UPSTREAM_CARGO_INDEX, &up)]).await;
+    let r = client
+        .get(format!("{}/cargo/tr/ic/trickle", e.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("the index transfer failed"),
+        "{err}"
+    );
+
+    // A file larger than the document limit, announced or not: 502, never a partial file.
+    for chunked in [false, true] {
+        let up = if chunked {
+            trickling_upstream(body.clone().into_bytes()).await
+        } else {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            raw_upstream(head, body.clone().into_bytes(), body.len()).await
+        };
+        let e = cargo_env_with(
+            "{}\n",
+            &[],
+            &[
+                (env::UPSTREAM_CARGO_INDEX, &up),
+                (env::MAX_DOCUMENT_BYTES, "4096"),
+            ],
+        )
+        .await;
+        let r = client
+            .get(format!("{}/cargo/tr/ic/trickle", e.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 502, "chunked={chunked}");
+        let err: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            err["error"].as_str().unwrap().contains("larger than 4096"),
+            "{err}"
+        );
+    }
+}
