@@ -23,12 +23,10 @@
 //! the versions removed, a crate with every version blocked answers 404, and
 //! `x-pkggate-blocked-versions` counts the removed lines — all known only at the end.
 
-use crate::artifact::{Expected, Failure, from_hex, verified_counted};
-use crate::audit::AuditEvent;
+use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::ecosystems::Adapter;
-use crate::gate::{RequestKind, VersionInput, blocked_response};
+use crate::gate::{ArtifactAudit, RequestKind, VersionInput, blocked_response, unknown_digest};
 use crate::server::{AppState, RequestContext, json_response, not_found};
-use crate::timefmt::rfc3339;
 use crate::upstream::UpstreamError;
 use axum::Router;
 use axum::extract::{Extension, Path, State};
@@ -586,6 +584,44 @@ async fn download(
             &ctx.request_id,
         );
     }
+    let audit = ArtifactAudit::new(
+        &state.gate,
+        Ecosystem::CratesIo,
+        &krate,
+        &version,
+        info,
+        &verdict,
+    );
+    // The digest before upstream is asked: a malformed one is upstream's error, a missing one
+    // follows the policy's `unknown_file_hash` (audited either way).
+    let expected = match cksum.as_deref() {
+        Some(c) => match from_hex("sha256", c) {
+            Expected::None => {
+                return json_response(
+                    StatusCode::BAD_GATEWAY,
+                    json!({"error": format!("upstream_error: the index lists a malformed cksum for {krate}@{version}: {c:?}")}),
+                );
+            }
+            e => e,
+        },
+        None => {
+            let what = format!("{krate}-{version}.crate");
+            let d = unknown_digest(&state.policy.current(), Ecosystem::CratesIo, &what);
+            audit
+                .record(d.action.as_str(), d.rule, d.reason.to_string())
+                .await;
+            if d.is_blocked() {
+                return blocked_response(
+                    Ecosystem::CratesIo,
+                    &krate,
+                    Some(&version),
+                    &d,
+                    &ctx.request_id,
+                );
+            }
+            Expected::None
+        }
+    };
     let url = download_url(
         state.config.upstream_cargo_dl.as_str(),
         &krate,
@@ -621,54 +657,26 @@ async fn download(
     let mut out = if method == Method::HEAD {
         StatusCode::OK.into_response()
     } else {
-        let audit = state.audit.clone();
         let (name, ver) = (krate.clone(), version.clone());
-        let revisions = (
-            verdict.policy_revision.clone(),
-            verdict.intel_revision.clone(),
-        );
-        let on_failure = move |f: Failure| {
-            let reason = match f {
-                Failure::Mismatch {
-                    expected, actual, ..
-                } => {
-                    format!("sha256 mismatch: index cksum {expected}, received {actual}")
-                }
-                Failure::Upstream(e) => format!("upstream failed mid-transfer: {e}"),
-            };
-            tracing::warn!(
-                "BLOCK  [crates.io] {name}@{ver} rule=integrity_mismatch reason={reason} source="
-            );
-            let event = AuditEvent {
-                ts: rfc3339(crate::intel::now_unix()),
-                action: "block".into(),
-                ecosystem: "crates.io".into(),
-                package: name,
-                version: ver,
-                rule: "integrity_mismatch".into(),
-                reason,
-                source: None,
-                request_kind: info.kind.as_str().into(),
-                client_ip: info.client_ip,
-                request_id: info.request_id,
-                user_agent: info.user_agent,
-                policy_revision: revisions.0,
-                intel_revision: revisions.1,
-                counts: None,
-            };
-            tokio::spawn(async move {
-                let _ = audit.record(vec![event]).await;
-            });
+        let on_failure = move |f: Failure| match f {
+            Failure::Mismatch {
+                expected, actual, ..
+            } => audit.record_detached(
+                "block",
+                "integrity_mismatch",
+                format!("sha256 mismatch: index cksum {expected}, received {actual}"),
+            ),
+            Failure::Upstream(e) => {
+                tracing::warn!(krate = %name, version = %ver, error = %e, "crate download: upstream failed mid-transfer");
+            }
         };
-        let expected = cksum
-            .as_deref()
-            .map_or(Expected::None, |c| from_hex("sha256", c));
         (
             StatusCode::OK,
-            verified_counted(
+            verified_checked(
                 Ecosystem::CratesIo.osv_name(),
                 resp.bytes_stream(),
                 expected,
+                Checks { length: len },
                 on_failure,
             ),
         )

@@ -179,7 +179,7 @@ async fn stream(
         );
     };
     let exp = expected(facts.integrity.as_deref(), facts.shasum.as_deref());
-    if exp == Expected::None && method != Method::HEAD {
+    if exp == Expected::None {
         let d = unknown_digest(&state.policy.current(), NPM, &filename);
         audit
             .record(d.action.as_str(), d.rule, d.reason.to_string())

@@ -452,6 +452,48 @@ async fn download_gate_decides_before_upstream_and_verifies() {
     );
 }
 
+#[tokio::test]
+async fn crates_without_or_with_a_malformed_cksum() {
+    for (policy, no_cksum_status, action) in [
+        ("{}\n", 200, "allow"),
+        ("unknown_file_hash: block\n", 403, "block"),
+    ] {
+        let e = cargo_env(policy, &[]).await;
+        let ok = e.fake.publish("odd", "0.1.0", OLD, false);
+        let bad = e.fake.publish("odd", "0.2.0", OLD, false);
+        {
+            let mut idx = e.fake.index.lock().unwrap();
+            let body = idx.get_mut("odd").unwrap();
+            *body = body
+                .replace(&format!(r#""cksum":"{ok}","#), "")
+                .replace(&bad, "not-hex");
+        }
+        let client = reqwest::Client::new();
+        let url = |v: &str| format!("{}/cargo/api/v1/crates/odd/{v}/download", e.base());
+        // No cksum: the policy decides, the audit says which way.
+        let r = client.get(url("0.1.0")).send().await.unwrap();
+        assert_eq!(r.status(), no_cksum_status, "{policy}");
+        let body = r.bytes().await.unwrap();
+        let served = usize::from(no_cksum_status == 200);
+        assert_eq!(e.fake.downloads.load(Ordering::SeqCst), served as u64);
+        if no_cksum_status == 200 {
+            assert_eq!(body.to_vec(), make_crate("odd", "0.1.0"));
+        }
+        let events = e.audit.take();
+        assert!(
+            events.iter().any(|ev| ev.rule == "integrity_unknown"
+                && ev.action == action
+                && ev.version == "0.1.0"),
+            "{events:?}"
+        );
+        // A cksum that is not one: upstream's error, the download host is not asked.
+        let r = client.get(url("0.2.0")).send().await.unwrap();
+        assert_eq!(r.status(), 502);
+        assert!(r.text().await.unwrap().contains("malformed cksum"));
+        assert_eq!(e.fake.downloads.load(Ordering::SeqCst), served as u64);
+    }
+}
+
 fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
@@ -728,10 +770,13 @@ async fn raw_upstream(head: String, body: Vec<u8>, sent: usize) -> String {
 
 /// Index lines of `trickle`: CRLF ends, non-ASCII strings, a long line (`deps` of ~100 KB)
 /// and a last line without `\n`.
+/// A well-formed sha256 (of nothing real: downloads of it fail verification).
+const ZERO_CKSUM: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
 fn awkward_index() -> (String, Vec<&'static str>) {
     let line = |vers: &str, deps: &str| {
         format!(
-            r#"{{"name":"trickle","vers":"{vers}","deps":[{deps}],"cksum":"00","features":{{"ünï":["x/ü"]}},"yanked":false,"pubtime":"{OLD}","v":2}}"#
+            r#"{{"name":"trickle","vers":"{vers}","deps":[{deps}],"cksum":"{ZERO_CKSUM}","features":{{"ünï":["x/ü"]}},"yanked":false,"pubtime":"{OLD}","v":2}}"#
         )
     };
     let long = vec![r#"{"name":"dép","req":"^1","features":["]}\"["]}"#; 2_500].join(",");
