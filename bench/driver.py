@@ -642,10 +642,10 @@ class Pkggate(Contestant):
         self.direct = direct
         self.public = public
         self.policy = policy or os.path.join(BENCH, "policy.yaml")
-        # Off for the measurements: with it on, pkggate 0.2.0 re-reads the policy file in a
-        # loop (its own reads wake the directory watcher), burning > 1 core while idle; the
-        # start-up scenario measures that idle cost with both settings.
-        self.hot_reload = False
+        # On, as deployed (the default). The start-up scenario measures the idle CPU with
+        # both settings: an idle pkggate used to re-read its policy in a loop (its own reads
+        # woke the directory watcher), fixed in policy_state.rs.
+        self.hot_reload = True
         self.dir = os.path.join(RUN, "pkggate" + ("-public" if public else ""))
         os.makedirs(self.dir, exist_ok=True)
         self.mirror = os.path.join(self.dir, "mirror", "mirror.db")
@@ -1096,7 +1096,7 @@ def startup_scenario(pk):
                contestant="pkggate", phase="idle", conc=0, rep=0, cpu_percent=round(cpu, 1), errors=0)
         log(f"  s5 idle CPU with PKGGATE_POLICY_HOT_RELOAD_ENABLED={str(hot).lower()}: {cpu:.0f} % of a core")
     pk.stop()
-    pk.hot_reload = False
+    pk.hot_reload = True
     pk.start()
 
 

@@ -29,6 +29,9 @@ pub struct PolicyStatus {
     pub reload_failures: u64,
     /// Changes that took effect.
     pub reloads: u64,
+    /// Times the reloader read the file (each poll or file-system event); a check that finds
+    /// the same bytes costs one read and nothing else.
+    pub checks: u64,
     /// Non-fatal notes of the policy in effect (`file:line:col: …`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -223,6 +226,12 @@ impl PolicyHandle {
                 if *shutdown.borrow() {
                     return;
                 }
+                handle
+                    .inner
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .1
+                    .checks += 1;
                 let f = file.clone();
                 let Ok(read) = tokio::task::spawn_blocking(move || std::fs::read(&f)).await else {
                     continue;
@@ -247,9 +256,28 @@ impl PolicyHandle {
     }
 }
 
+/// Whether a file-system event in the policy's directory can have changed the policy:
+/// never a mere access (the reloader's own read of the file produces those: waking on them
+/// made it read in a loop); a write to another file (an audit log beside the policy) neither;
+/// any creation, removal or rename (editors and Kubernetes ConfigMaps replace the file by
+/// renaming another one, e.g. `..data`) and any write to the policy file itself do.
+fn may_change_policy(event: &notify::Event, name: &std::ffi::OsStr) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match &event.kind {
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Name(_)) => true,
+        EventKind::Modify(_) => {
+            event.paths.is_empty() || event.paths.iter().any(|p| p.file_name() == Some(name))
+        }
+        _ => true,
+    }
+}
+
 /// Watch the policy file's directory (so replacing the file by rename, as editors and
-/// Kubernetes ConfigMaps do, is seen). Events only wake the reload loop, which re-reads and
-/// compares the bytes; `None` when no watcher could start (polling still works).
+/// Kubernetes ConfigMaps do, is seen). Events that may change the policy
+/// ([`may_change_policy`]) wake the reload loop, which re-reads and compares the bytes;
+/// `None` when no watcher could start (polling still works).
 fn watch_dir(
     file: &Path,
     wake: tokio::sync::mpsc::Sender<()>,
@@ -259,8 +287,12 @@ fn watch_dir(
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let name = file
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| may_change_policy(&e, &name)) {
             // A full channel already holds a wake-up: coalesce.
             let _ = wake.try_send(());
         }

@@ -237,3 +237,55 @@ async fn file_watching_applies_changes_without_waiting_for_the_poll() {
     wait_revision(&handle, &rev(v3)).await;
     drop(tx);
 }
+
+/// Reading the policy file (as the reloader itself does) and writing other files in its
+/// directory (an audit log beside it) do not wake the reloader: an idle pkggate does not
+/// re-read its policy in a loop. A real change still applies at once.
+#[tokio::test]
+async fn reads_and_unrelated_writes_do_not_wake_the_reloader() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    let v1 = "denylist: []\n";
+    std::fs::write(&file, v1).unwrap();
+    let handle = PolicyHandle::load(&file).unwrap();
+    let (tx, rx) = watch::channel(false);
+    handle.spawn_reloader(file.clone(), Duration::from_secs(3600), rx);
+    let v2 = "denylist: ['first']\n";
+    eventually("the first edit to apply", WAIT, async || {
+        std::fs::write(&file, v2).unwrap();
+        (handle.status().revision == rev(v2)).then_some(())
+    })
+    .await;
+    // Let the events of that edit drain: the check count stops moving.
+    let mut settled = handle.status().checks;
+    eventually("the reloader to go quiet", WAIT, async || {
+        tokio::task::yield_now().await;
+        let now = handle.status().checks;
+        let quiet = now == settled;
+        settled = now;
+        // Several rounds of reading: each one would wake a spinning reloader.
+        for _ in 0..20 {
+            let _ = std::fs::read(&file).unwrap();
+        }
+        quiet.then_some(())
+    })
+    .await;
+    let before = handle.status().checks;
+    let log = dir.path().join("audit.log");
+    for i in 0..200 {
+        let _ = std::fs::read(&file).unwrap();
+        std::fs::write(&log, format!("line {i}\n")).unwrap();
+        if i % 20 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // A real change is the next thing the reloader sees…
+    let v3 = "denylist: ['second']\n";
+    std::fs::write(&file, v3).unwrap();
+    wait_revision(&handle, &rev(v3)).await;
+    // …and the 200 reads and 200 writes of another file before it cost at most the
+    // creation of that file (one wake) plus the change itself.
+    let spent = handle.status().checks - before;
+    assert!(spent <= 4, "{spent} checks for one change");
+    drop(tx);
+}
