@@ -261,6 +261,20 @@ impl Policy {
             .collect()
     }
 
+    /// Whether any rule that names packages — an internal namespace or a denylist entry
+    /// (live or expired, any version) — matches `name` in `eco`. `false` means only
+    /// intelligence findings can block the package: a cheap pre-check for callers deciding
+    /// many names (the PyPI root index lists about a million).
+    pub fn lists_may_name(&self, eco: Ecosystem, name: &str) -> bool {
+        let pol = &self.ecos[eco_index(eco)];
+        if pol.internal.is_empty() && pol.deny.is_empty() {
+            return false;
+        }
+        let norm = eco.normalize_name(name);
+        pol.internal.iter().any(|p| p.matches(&norm))
+            || pol.deny.iter().any(|e| e.name.matches(&norm))
+    }
+
     /// The policy as it applies to one package at `now_unix` with this intel state.
     pub fn package<'a>(
         &'a self,

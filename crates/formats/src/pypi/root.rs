@@ -246,6 +246,73 @@ fn percent_decode_lossy(s: &str) -> String {
 }
 
 fn element_blocked(element: &[u8], blocked: &dyn Fn(&str) -> bool) -> bool {
+    match plain_anchor(element) {
+        Some((href_name, text)) => plain_anchor_blocked(href_name, text, blocked),
+        None => element_blocked_general(element, blocked),
+    }
+}
+
+/// Name characters that need no decoding, unescaping or trimming anywhere.
+fn plain_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// The element exactly as PyPI writes root links, `<a href="…/NAME/">TEXT</a>` with a plain
+/// href (name characters and `/`) and a plain, non-empty text: `(NAME, TEXT)`. Anything else
+/// (other attributes, quotes, entities, `%`, tags or spaces in the text) is `None` and goes
+/// the general way. About a million of these per root index, so no allocation here.
+fn plain_anchor(element: &[u8]) -> Option<(&str, &str)> {
+    let rest = element.strip_prefix(b"<a href=\"")?;
+    let q = rest.iter().position(|&b| b == b'"')?;
+    let href = &rest[..q];
+    let rest = rest[q + 1..].strip_prefix(b">")?;
+    let lt = rest.iter().position(|&b| b == b'<')?;
+    let (text, end) = rest.split_at(lt);
+    if end != b"</a>"
+        || text.is_empty()
+        || !text.iter().all(|&b| plain_name_byte(b))
+        || !href.iter().all(|&b| plain_name_byte(b) || b == b'/')
+    {
+        return None;
+    }
+    let seg = href.strip_suffix(b"/").unwrap_or(href);
+    let name = &seg[seg.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1)..];
+    if name.is_empty() {
+        return None;
+    }
+    // Only ASCII name bytes: both are valid UTF-8.
+    Some((
+        std::str::from_utf8(name).ok()?,
+        std::str::from_utf8(text).ok()?,
+    ))
+}
+
+/// Whether two plain (ASCII name-byte) names have the same PEP 503 normal form.
+fn same_normal_form(a: &str, b: &str) -> bool {
+    fn normal(s: &str) -> impl Iterator<Item = u8> + '_ {
+        let mut prev_sep = false;
+        s.bytes().filter_map(move |c| {
+            let sep = matches!(c, b'-' | b'_' | b'.');
+            let out = match (sep, prev_sep) {
+                (true, true) => None,
+                (true, false) => Some(b'-'),
+                (false, _) => Some(c.to_ascii_lowercase()),
+            };
+            prev_sep = sep;
+            out
+        })
+    }
+    normal(a).eq(normal(b))
+}
+
+fn plain_anchor_blocked(href_name: &str, text: &str, blocked: &dyn Fn(&str) -> bool) -> bool {
+    if blocked(&pep503_normalize(href_name)) {
+        return true;
+    }
+    !same_normal_form(href_name, text) && blocked(&pep503_normalize(text))
+}
+
+fn element_blocked_general(element: &[u8], blocked: &dyn Fn(&str) -> bool) -> bool {
     let text = String::from_utf8_lossy(element);
     let Ok((attrs, after)) = parse_attrs(&text, 2) else {
         return false;
@@ -352,6 +419,26 @@ mod tests {
     }
 
     const PAGE: &str = "<!DOCTYPE html><html><body>\n<a href=\"0/\">0</a>\n<a href=\"foo-bar/\">Foo_Bar</a>\n<a href=\"/simple/requests/\">requests</a><br/>\n<a href=\"zz/\">zz</a>\n</body></html>";
+
+    #[test]
+    fn only_exact_plain_anchors_take_the_fast_path() {
+        for (e, plain) in [
+            ("<a href=\"/simple/foo/\">Foo</a>", Some(("foo", "Foo"))),
+            ("<a href=\"foo\">foo</a>", Some(("foo", "foo"))),
+            ("<a href=\"/simple/foo/\" data-x=\"1\">foo</a>", None),
+            ("<a href=\"/simple/f%6Fo/\">foo</a>", None),
+            ("<a href=\"/simple/foo/\">f&amp;o</a>", None),
+            ("<a href=\"/simple/foo/\"> foo</a>", None),
+            ("<a href=\"/simple/foo/\"><b>foo</b></a>", None),
+            ("<a href=\"/simple/foo/\">foo</A>", None),
+            ("<a href='/simple/foo/'>foo</a>", None),
+            ("<a href=\"/\">foo</a>", None),
+        ] {
+            assert_eq!(plain_anchor(e.as_bytes()), plain, "{e}");
+        }
+        assert!(same_normal_form("Foo__Bar", "foo.bar"));
+        assert!(!same_normal_form("foo", "foo2"));
+    }
 
     #[test]
     fn removes_lines_of_blocked_projects() {
@@ -479,6 +566,35 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_anchor_fast_path_agrees_with_the_general_one(
+            prefix in prop::sample::select(vec!["", "/simple/", "../", "/a/b/"]),
+            href in "[A-Za-z0-9._-]{1,12}",
+            slash in any::<bool>(),
+            text in "[A-Za-z0-9._-]{1,12}",
+            same in any::<bool>(),
+            blocked_pick in 0usize..3,
+        ) {
+            let text = if same { href.to_uppercase() } else { text };
+            let element = format!(
+                "<a href=\"{prefix}{href}{}\">{text}</a>",
+                if slash { "/" } else { "" }
+            );
+            prop_assert!(plain_anchor(element.as_bytes()).is_some(), "{}", element);
+            let candidates = [
+                pep503_normalize(&href).into_owned(),
+                pep503_normalize(&text).into_owned(),
+                "unrelated".to_string(),
+            ];
+            let target = &candidates[blocked_pick];
+            let is_blocked = |n: &str| n == target;
+            prop_assert_eq!(
+                element_blocked(element.as_bytes(), &is_blocked),
+                element_blocked_general(element.as_bytes(), &is_blocked),
+                "{}", element
+            );
+        }
+
         #[test]
         fn chunking_never_changes_output(
             parts in prop::collection::vec(

@@ -7,7 +7,9 @@
 //! `denylist` (an entry for every version), `block_malicious` / `block_cvss_score` with the
 //! advisories that cover every version. Those advisories come from the mirror: once per
 //! intelligence revision, the names with a catch-all advisory are read through
-//! [`crate::intel::IntelSource::catch_all`] into a map (a few thousand names). Per link the cost is one hash lookup and one policy resolution.
+//! [`crate::intel::IntelSource::catch_all`] into a map (a few thousand names). Per link the
+//! cost is one hash lookup and [`Policy::lists_may_name`]; the policy is evaluated only for
+//! names that have a catch-all finding or that a list names.
 //!
 //! Upstream is asked for HTML (streamable). If it answers JSON anyway, the JSON root is
 //! buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`) and filtered with `filter_root_json`.
@@ -85,6 +87,17 @@ pub fn blocked_outright(
 ) -> bool {
     static AVAILABLE: IntelStatus = IntelStatus::Available;
     let findings = catch_all.get(name).map(Vec::as_slice).unwrap_or(&[]);
+    // Most names: no finding and no list naming them, so no rule can block them whole.
+    if findings.is_empty() && !policy.lists_may_name(Ecosystem::PyPI, name) {
+        return false;
+    }
+    decides_whole_project(policy, findings, name, now)
+}
+
+/// The policy's decision on the pseudo-version `*`, and whether its rule concerns the whole
+/// project.
+fn decides_whole_project(policy: &Policy, findings: &[Finding], name: &str, now: i64) -> bool {
+    static AVAILABLE: IntelStatus = IntelStatus::Available;
     let d = policy
         .package(Ecosystem::PyPI, name, now, &AVAILABLE)
         .evaluate(&VersionFacts {
@@ -229,5 +242,79 @@ fn set_headers(r: &mut Response, content_type: &str, cache: &str) {
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
     if let Ok(v) = HeaderValue::from_str(cache) {
         h.insert(header::CACHE_CONTROL, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pre_check_never_changes_the_answer() {
+        let policy = Policy::from_yaml(
+            "internal_namespaces: [\"corp-*\", \"secret-thing\"]\n\
+             denylist: [\"evil\", \"bad-*@<2\", {package: \"old-bad\", expires: \"2001-01-01\"}]\n\
+             allowlist: [\"corp-public\"]\n\
+             max_cvss_score: 9\n",
+            "p.yaml",
+        )
+        .unwrap();
+        let mut catch_all = HashMap::new();
+        catch_all.insert(
+            "mal-pkg".to_string(),
+            vec![Finding {
+                id: "MAL-1".into(),
+                malicious: true,
+                ..Default::default()
+            }],
+        );
+        catch_all.insert(
+            "vuln-pkg".to_string(),
+            vec![Finding {
+                id: "GHSA-1".into(),
+                score: Some(9.8),
+                ..Default::default()
+            }],
+        );
+        let now = 1_800_000_000;
+        let mut blocked = Vec::new();
+        for name in [
+            "requests",
+            "corp-tool",
+            "corp-public",
+            "secret-thing",
+            "secret-thing2",
+            "evil",
+            "evil2",
+            "bad-lib",
+            "old-bad",
+            "mal-pkg",
+            "vuln-pkg",
+            "django",
+        ] {
+            let findings = catch_all.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            let full = decides_whole_project(&policy, findings, name, now);
+            assert_eq!(
+                blocked_outright(&policy, &catch_all, name, now),
+                full,
+                "{name}"
+            );
+            if full {
+                blocked.push(name);
+            }
+        }
+        // A range entry (`bad-*@<2`) and an expired one block no whole project; an internal
+        // namespace comes before the allowlist.
+        assert_eq!(
+            blocked,
+            [
+                "corp-tool",
+                "corp-public",
+                "secret-thing",
+                "evil",
+                "mal-pkg",
+                "vuln-pkg"
+            ]
+        );
     }
 }
