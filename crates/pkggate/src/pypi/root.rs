@@ -85,7 +85,6 @@ pub fn blocked_outright(
     name: &str,
     now: i64,
 ) -> bool {
-    static AVAILABLE: IntelStatus = IntelStatus::Available;
     let findings = catch_all.get(name).map(Vec::as_slice).unwrap_or(&[]);
     // Most names: no finding and no list naming them, so no rule can block them whole.
     if findings.is_empty() && !policy.lists_may_name(Ecosystem::PyPI, name) {
