@@ -886,8 +886,19 @@ async fn serve_page(
     format: SimpleFormat,
 ) -> Response {
     let (state, shared) = (state.clone(), shared.clone());
+    // The repository URL (legacy JSON, only when a rule needs it) is fetched alongside the
+    // page, not after it.
+    let policy = state.policy.current();
+    let needs_repo = policy.needs(Ecosystem::PyPI).repository_url;
+    let (fetched, repo) = tokio::join!(shared.fetch_page(&state, &project), async {
+        if needs_repo {
+            shared.repository_url(&state, &project).await
+        } else {
+            Fact::Unknown
+        }
+    });
     // A fresh upstream body is parsed once: for its facts and for rendering.
-    let (cached, fresh) = match shared.fetch_page(&state, &project).await {
+    let (cached, fresh) = match fetched {
         Ok(PageFetch::Cached(c)) => (Some(c), None),
         Ok(PageFetch::Fresh(f)) => (None, Some(f)),
         Ok(PageFetch::NotFound) => return crate::server::not_found(),
@@ -904,12 +915,6 @@ async fn serve_page(
         (Some(c), _, _) => c,
         (None, Some(f), Some(p)) => shared.store_fresh(&project, f, p),
         _ => return bad_upstream(&project, "no page"),
-    };
-    let policy = state.policy.current();
-    let repo = if policy.needs(Ecosystem::PyPI).repository_url {
-        shared.repository_url(&state, &project).await
-    } else {
-        Fact::Unknown
     };
     let inputs = page_inputs(&page.info, &repo);
     let verdict = match state
