@@ -269,16 +269,17 @@ impl ColdGuard {
 
 impl Drop for ColdGuard {
     fn drop(&mut self) {
+        // Release the lock first (the guard holds a reference to it too).
+        self.guard.take();
         let mut m = lock(&self.shared.cold);
-        // The map's reference and ours: nobody else waits, the entry can go.
+        // Left: the map's reference and ours. Nobody else holds or waits for the lock, so
+        // the entry can go (the map never outgrows the projects being fetched right now).
         if Arc::strong_count(&self.lock) <= 2
             && m.get(&self.project)
                 .is_some_and(|l| Arc::ptr_eq(l, &self.lock))
         {
             m.remove(&self.project);
         }
-        drop(m);
-        self.guard.take();
     }
 }
 
@@ -540,12 +541,8 @@ impl Shared {
             return Ok(None);
         }
         let arrived = Instant::now();
-        let l = lock(&self.cold)
-            .entry(project.to_string())
-            .or_default()
-            .clone();
-        let guard = l.clone().lock_owned().await;
-        if let Some((at, status)) = *guard
+        let guard = self.lock_cold(project).await;
+        if let Some((at, status)) = guard.guard.as_deref().copied().flatten()
             && at >= arrived
         {
             return Err(json_response(
@@ -556,12 +553,23 @@ impl Shared {
                 )}),
             ));
         }
-        Ok(Some(ColdGuard {
+        Ok(Some(guard))
+    }
+
+    /// Wait for and take the cold-work lock of `project` (created on first use, removed when
+    /// its last holder or waiter is done).
+    async fn lock_cold(self: &Arc<Self>, project: &str) -> ColdGuard {
+        let l = lock(&self.cold)
+            .entry(project.to_string())
+            .or_default()
+            .clone();
+        let guard = l.clone().lock_owned().await;
+        ColdGuard {
             shared: self.clone(),
             project: project.to_string(),
             lock: l,
             guard: Some(guard),
-        }))
+        }
     }
 
     fn page_url(state: &AppState, project: &str) -> Result<Url, url::ParseError> {
@@ -1263,6 +1271,37 @@ mod tests {
         assert_eq!(w.size, Some(12));
         let s = &files["demo-1.1.tar.gz"];
         assert_eq!((s.sha256.as_deref(), s.core_metadata.clone()), (None, None));
+    }
+
+    #[tokio::test]
+    async fn cold_locks_are_shared_while_used_and_then_removed() {
+        let shared = Arc::new(Shared::new(None));
+        let cold_entries = || lock(&shared.cold).len();
+        // One at a time, for many projects: nothing stays behind.
+        for i in 0..50 {
+            let g = shared.lock_cold(&format!("p{i}")).await;
+            assert_eq!(cold_entries(), 1);
+            if i % 2 == 0 {
+                g.failed(StatusCode::BAD_GATEWAY);
+            }
+        }
+        assert_eq!(cold_entries(), 0);
+        // A holder and a waiter share one lock; the entry goes with the last of them.
+        let first = shared.lock_cold("p").await;
+        let waiter = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let g = shared.lock_cold("p").await;
+                g.guard.as_deref().copied().flatten().map(|(_, s)| s)
+            })
+        };
+        // Map, holder, holder's guard, waiter.
+        while Arc::strong_count(&first.lock) < 4 {
+            tokio::task::yield_now().await;
+        }
+        first.failed(StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(waiter.await.unwrap(), Some(StatusCode::GATEWAY_TIMEOUT));
+        assert_eq!(cold_entries(), 0);
     }
 
     #[test]
