@@ -231,11 +231,13 @@ pub struct View {
 
 impl Weigh for Arc<View> {
     fn weight(&self) -> usize {
-        512 + match &self.outcome {
-            // The gzip form is usually 5% of the identity body or less.
-            Outcome::Doc { bytes, .. } => bytes.len() + bytes.len() / 16,
-            Outcome::Blocked { .. } => 0,
-        }
+        // The kept audit lines: ~0.5 KB each (one per blocked or warned version, a summary).
+        512 + self.audit.len() * 512
+            + match &self.outcome {
+                // The gzip form is usually 5% of the identity body or less.
+                Outcome::Doc { bytes, .. } => bytes.len() + bytes.len() / 16,
+                Outcome::Blocked { .. } => 0,
+            }
     }
 }
 
