@@ -1312,7 +1312,7 @@ mod tests {
     #[test]
     fn fast_resolution_agrees() {
         for href in [
-            "https://files.pythonhosted.org/packages/a/b/numpy-1.0.tar.gz#sha256=AbC0",
+            "https://files.example/packages/a/b/numpy-1.0.tar.gz#sha256=AbC0",
             "http://127.0.0.1:8080/files/x-1.0.whl",
             "https://h.example/p/x%2Fy-1.0.whl#md5=00",
             "https://h.example/p/x-1.0.whl?a=b&c=d?e#frag",

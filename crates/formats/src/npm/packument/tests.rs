@@ -48,18 +48,18 @@ const FULL: &str = r#"{
   "versions": {
     "1.0.0": {"name": "demo", "version": "1.0.0", "scripts": {"test": "tap", "postinstall": "node x.js"},
               "repository": {"type": "git", "url": "git+https://github.com/o/demo.git"},
-              "dist": {"integrity": "sha512-AAA=", "shasum": "aaa", "tarball": "https://registry.npmjs.org/demo/-/demo-1.0.0.tgz",
+              "dist": {"integrity": "sha512-AAA=", "shasum": "aaa", "tarball": "https://registry.example/demo/-/demo-1.0.0.tgz",
                        "signatures": [{"keyid": "SHA256:x", "sig": "MEUC"}]}},
     "2.0.0-beta.1": {"name": "demo", "version": "2.0.0-beta.1", "gypfile": true, "custom": {"keep": [1, 2.50, "x"]},
-              "dist": {"tarball": "https:\/\/registry.npmjs.org\/demo\/-\/demo-2.0.0-beta.1.tgz", "integrity": "sha512-BBB="}},
+              "dist": {"tarball": "https:\/\/registry.example\/demo\/-\/demo-2.0.0-beta.1.tgz", "integrity": "sha512-BBB="}},
     "9.0.0": {"name": "demo", "version": "9.0.0", "deprecated": "use 10", "readme": "long",
               "dependencies": {"a": "^1"}, "license": "MIT",
-              "dist": {"tarball": "https://registry.npmjs.org/demo/-/demo-9.0.0.tgz", "integrity": "sha512-CCC=", "shasum": "ccc",
-                       "attestations": {"url": "https://registry.npmjs.org/-/npm/v1/attestations/demo@9.0.0", "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}}}},
+              "dist": {"tarball": "https://registry.example/demo/-/demo-9.0.0.tgz", "integrity": "sha512-CCC=", "shasum": "ccc",
+                       "attestations": {"url": "https://registry.example/-/npm/v1/attestations/demo@9.0.0", "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}}}},
     "10.0.0": {"name": "demo", "version": "10.0.0", "scripts": {"install": "node-gyp rebuild"}, "repository": "github:o/demo10",
-              "dist": {"tarball": "https://registry.npmjs.org/demo/-/demo-10.0.0.tgz", "integrity": "sha512-DDD="}},
+              "dist": {"tarball": "https://registry.example/demo/-/demo-10.0.0.tgz", "integrity": "sha512-DDD="}},
     "11.0.0-rc.1": {"name": "demo", "version": "11.0.0-rc.1", "scripts": {"preinstall": ""},
-              "dist": {"tarball": "https://registry.npmjs.org/demo/-/demo-11.0.0-rc.1.tgz", "integrity": "sha512-EEE="}}
+              "dist": {"tarball": "https://registry.example/demo/-/demo-11.0.0-rc.1.tgz", "integrity": "sha512-EEE="}}
   },
   "time": {"created": "2015-03-24T00:12:24.039Z", "1.0.0": "2015-03-24T00:12:24.039Z", "2.0.0-beta.1": "2016-01-01T00:00:00Z",
            "9.0.0": "2020-01-01T00:00:00.000000+00:00", "10.0.0": "2021-01-01T00:00:00.000Z", "11.0.0-rc.1": "2022-01-01T00:00:00.000Z",
@@ -100,7 +100,7 @@ fn parses_full_document_and_facts() {
     assert_eq!(f.shasum.as_deref(), Some("aaa"));
     assert_eq!(
         f.tarball_url.as_deref(),
-        Some("https://registry.npmjs.org/demo/-/demo-1.0.0.tgz")
+        Some("https://registry.example/demo/-/demo-1.0.0.tgz")
     );
 
     let f = doc.version_facts("2.0.0-beta.1").unwrap().unwrap();
@@ -114,7 +114,7 @@ fn parses_full_document_and_facts() {
     // `\/` escapes are decoded in facts
     assert_eq!(
         f.tarball_url.as_deref(),
-        Some("https://registry.npmjs.org/demo/-/demo-2.0.0-beta.1.tgz")
+        Some("https://registry.example/demo/-/demo-2.0.0-beta.1.tgz")
     );
     assert_eq!(f.published.as_deref(), Some("2016-01-01T00:00:00Z"));
 
@@ -273,7 +273,7 @@ fn corgi_derived_from_full() {
     assert!(vs["9.0.0"].get("readme").is_none() && vs["9.0.0"].get("license").is_none());
     assert_eq!(
         vs["9.0.0"]["dist"]["attestations"]["url"],
-        "https://registry.npmjs.org/-/npm/v1/attestations/demo@9.0.0"
+        "https://registry.example/-/npm/v1/attestations/demo@9.0.0"
     );
     // the derived corgi reads back as abbreviated with the same facts
     let back = Packument::parse(&out.bytes).unwrap();
@@ -636,7 +636,7 @@ pub(crate) fn synthetic(n: usize) -> String {
             ""
         };
         s.push_str(&format!(
-            r#""{v}":{{"name":"big","version":"{v}","description":"{}"{scripts},"dist":{{"integrity":"sha512-{i}","shasum":"{i:040}","tarball":"https://registry.npmjs.org/big/-/big-{v}.tgz"}}}}"#,
+            r#""{v}":{{"name":"big","version":"{v}","description":"{}"{scripts},"dist":{{"integrity":"sha512-{i}","shasum":"{i:040}","tarball":"https://registry.example/big/-/big-{v}.tgz"}}}}"#,
             "x".repeat(i % 50)
         ));
         time.push_str(&format!(r#","{v}":"2020-01-01T00:00:{:02}.000Z""#, i % 60));
