@@ -276,22 +276,8 @@ where
     verified_plain(upstream, expected, Checks::default(), on_failure)
 }
 
-/// [`verified`], counting the bytes released to the client in
-/// `pkggate_artifact_bytes_total{ecosystem}`.
-pub fn verified_counted<S, E>(
-    ecosystem: &'static str,
-    upstream: S,
-    expected: Expected,
-    on_failure: impl FnOnce(Failure) + Send + 'static,
-) -> Body
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
-    E: std::fmt::Display,
-{
-    verified_checked(ecosystem, upstream, expected, Checks::default(), on_failure)
-}
-
-/// [`verified_counted`] with further [`Checks`].
+/// [`verified`] with further [`Checks`], counting the bytes released to the client in
+/// `pkggate_artifact_bytes_total{ecosystem}`. What the adapters use.
 pub fn verified_checked<S, E>(
     ecosystem: &'static str,
     upstream: S,

@@ -210,6 +210,24 @@ impl ArtifactAudit {
     pub fn record_detached(self, action: &'static str, rule: &'static str, reason: String) {
         tokio::spawn(async move { self.record(action, rule, reason).await });
     }
+
+    /// The artifact `what` has no digest in its index: the policy's `unknown_file_hash`
+    /// decides, the outcome is audited either way, and a refusal is the 403 to answer
+    /// before upstream is contacted (`None`: serve it unverified).
+    pub async fn unknown_digest(
+        &self,
+        policy: &pkggate_policy::Policy,
+        what: &str,
+        request_id: &str,
+    ) -> Option<Response> {
+        let d = unknown_digest(policy, self.eco, what);
+        self.record(d.action.as_str(), d.rule, d.reason.to_string())
+            .await;
+        d.is_blocked().then(|| {
+            let version = Some(self.version.as_str()).filter(|v| !v.is_empty());
+            blocked_response(self.eco, &self.package, version, &d, request_id)
+        })
+    }
 }
 
 /// Rule of the audit lines and refusals for an artifact the index gives no digest for.
@@ -217,8 +235,9 @@ pub const INTEGRITY_UNKNOWN: &str = "integrity_unknown";
 
 /// An allowed artifact whose digest the index does not give, under the policy's
 /// `unknown_file_hash` for `eco`: a `block` decision (refuse before contacting upstream) or
-/// an `allow` one (serve it unverified). Either way the caller audits it.
-pub fn unknown_digest(policy: &pkggate_policy::Policy, eco: Ecosystem, what: &str) -> Decision {
+/// an `allow` one (serve it unverified). Either way it is audited
+/// ([`ArtifactAudit::unknown_digest`]).
+fn unknown_digest(policy: &pkggate_policy::Policy, eco: Ecosystem, what: &str) -> Decision {
     let block = policy.settings(eco).unknown_file_hash == pkggate_policy::OnUnknown::Block;
     Decision {
         action: if block { Action::Block } else { Action::Allow },

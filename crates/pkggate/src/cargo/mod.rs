@@ -25,7 +25,7 @@
 
 use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::ecosystems::Adapter;
-use crate::gate::{ArtifactAudit, RequestKind, VersionInput, blocked_response, unknown_digest};
+use crate::gate::{ArtifactAudit, RequestKind, VersionInput, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
 use crate::upstream::UpstreamError;
 use axum::Router;
@@ -606,18 +606,11 @@ async fn download(
         },
         None => {
             let what = format!("{krate}-{version}.crate");
-            let d = unknown_digest(&state.policy.current(), Ecosystem::CratesIo, &what);
-            audit
-                .record(d.action.as_str(), d.rule, d.reason.to_string())
-                .await;
-            if d.is_blocked() {
-                return blocked_response(
-                    Ecosystem::CratesIo,
-                    &krate,
-                    Some(&version),
-                    &d,
-                    &ctx.request_id,
-                );
+            if let Some(refused) = audit
+                .unknown_digest(&state.policy.current(), &what, &ctx.request_id)
+                .await
+            {
+                return refused;
             }
             Expected::None
         }

@@ -4,8 +4,8 @@
 //! bytes and writes an audit line.
 
 use super::meta::{MetaError, NpmState, VerFacts, clone_error};
-use crate::artifact::{Expected, Failure, verified_counted};
-use crate::gate::{ArtifactAudit, RequestKind, blocked_response, unknown_digest};
+use crate::artifact::{Checks, Expected, Failure, verified_checked};
+use crate::gate::{ArtifactAudit, RequestKind, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -179,14 +179,12 @@ async fn stream(
         );
     };
     let exp = expected(facts.integrity.as_deref(), facts.shasum.as_deref());
-    if exp == Expected::None {
-        let d = unknown_digest(&state.policy.current(), NPM, &filename);
-        audit
-            .record(d.action.as_str(), d.rule, d.reason.to_string())
-            .await;
-        if d.is_blocked() {
-            return blocked_response(NPM, &name, Some(&version), &d, &ctx.request_id);
-        }
+    if exp == Expected::None
+        && let Some(refused) = audit
+            .unknown_digest(&state.policy.current(), &filename, &ctx.request_id)
+            .await
+    {
+        return refused;
     }
     let mut h = HeaderMap::new();
     for k in [
@@ -267,7 +265,13 @@ async fn stream(
         }
     }
     };
-    let body = verified_counted("npm", resp.bytes_stream(), exp, on_failure);
+    let body = verified_checked(
+        NPM.osv_name(),
+        resp.bytes_stream(),
+        exp,
+        Checks { length },
+        on_failure,
+    );
     builder.body(body).unwrap_or_else(|_| not_found())
 }
 

@@ -26,7 +26,7 @@ use super::{
     version_key,
 };
 use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
-use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response, unknown_digest};
+use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response};
 use crate::server::{AppState, not_found};
 use axum::body::Body;
 use axum::extract::Request;
@@ -165,18 +165,11 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
     if verify && expected.is_none() {
         // The page was fetched (or revalidated) for this request or within max-age: the
         // index does not know the digest. The policy decides; both outcomes are audited.
-        let d = unknown_digest(&state.policy.current(), Ecosystem::PyPI, &what);
-        audit
-            .record(d.action.as_str(), d.rule, d.reason.to_string())
-            .await;
-        if d.is_blocked() {
-            return blocked_response(
-                Ecosystem::PyPI,
-                &target.project,
-                Some(version.as_str()).filter(|v| !v.is_empty()),
-                &d,
-                &ctx.request_id,
-            );
+        if let Some(refused) = audit
+            .unknown_digest(&state.policy.current(), &what, &ctx.request_id)
+            .await
+        {
+            return refused;
         }
     }
     // A digest that is not one is upstream's error: refused before its file host is asked.
