@@ -105,7 +105,8 @@ pub struct PackageVerdict {
     pub warned: usize,
     pub policy_revision: String,
     pub intel_revision: String,
-    /// The audit lines written for this decision (see [`Gate::replay_audit`]).
+    /// The audit lines written for this decision, when the caller asked to keep them
+    /// ([`Gate::decide_package_kept`]; empty otherwise).
     pub audit: Arc<[AuditEvent]>,
 }
 
@@ -295,6 +296,30 @@ impl Gate {
         versions: &[VersionInput],
         req: &RequestInfo,
     ) -> Result<PackageVerdict, GateError> {
+        self.decide(eco, name, versions, req, false).await
+    }
+
+    /// [`Gate::decide_package`], also keeping the audit lines it wrote in
+    /// [`PackageVerdict::audit`], for a caller that serves the decision to later requests
+    /// ([`Gate::replay_audit`]).
+    pub async fn decide_package_kept(
+        &self,
+        eco: Ecosystem,
+        name: &str,
+        versions: &[VersionInput],
+        req: &RequestInfo,
+    ) -> Result<PackageVerdict, GateError> {
+        self.decide(eco, name, versions, req, true).await
+    }
+
+    async fn decide(
+        &self,
+        eco: Ecosystem,
+        name: &str,
+        versions: &[VersionInput],
+        req: &RequestInfo,
+        keep_audit: bool,
+    ) -> Result<PackageVerdict, GateError> {
         let policy = self.policy.current();
         let refs: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
         let answer = self.intel.package(eco, name, &refs).await;
@@ -350,6 +375,10 @@ impl Gate {
             audit: Arc::from(Vec::new()),
         };
         let events = self.package_events(eco, name, versions, &verdict, req);
+        if !keep_audit {
+            self.write(events, settings.fail_closed).await?;
+            return Ok(verdict);
+        }
         self.write(events.clone(), settings.fail_closed).await?;
         Ok(PackageVerdict {
             audit: events.into(),

@@ -592,7 +592,10 @@ impl NpmState {
             })
             .collect();
         self.store_facts(name, pkg);
-        let verdict = state.gate.decide_package(NPM, name, &inputs, req).await?;
+        let verdict = state
+            .gate
+            .decide_package_kept(NPM, name, &inputs, req)
+            .await?;
         let valid_until = valid_until(&revs, &inputs, &verdict.decisions);
         let removed_sorted = {
             let mut r: Vec<&str> = verdict.removed.iter().map(String::as_str).collect();
