@@ -210,6 +210,18 @@ impl Upstream {
         url: Url,
         headers: &HeaderMap,
     ) -> Result<Document, UpstreamError> {
+        self.get_document_observed(url, headers, |_, _| {}).await
+    }
+
+    /// [`Upstream::get_document`], calling `observe(status, received)` with the body received
+    /// so far after every chunk, so a caller can scan a document while it arrives (the
+    /// buffer only grows: bytes already seen never change).
+    pub async fn get_document_observed(
+        &self,
+        url: Url,
+        headers: &HeaderMap,
+        mut observe: impl FnMut(StatusCode, &[u8]),
+    ) -> Result<Document, UpstreamError> {
         let (resp, final_url) = self
             .send(reqwest::Method::GET, url.clone(), headers)
             .await?;
@@ -239,6 +251,7 @@ impl Upstream {
                 });
             }
             body.extend_from_slice(&chunk);
+            observe(status, &body);
         }
         Ok(Document {
             status,
