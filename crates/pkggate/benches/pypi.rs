@@ -13,8 +13,10 @@
 //! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
 //!   pkggate, empty caches) and warm (cached), as medians and ratios;
 //! * the 40 MB root index streamed through pkggate, with peak RSS growth;
-//! * a 1 GiB file streamed through pkggate (sha256 verified) vs directly, with throughput and
-//!   peak RSS growth.
+//! * a 1 GiB file streamed directly, through pkggate (sha256 verified) and through pkggate
+//!   with verification off, interleaved three times (medians), with peak RSS growth, and
+//!   sha256 over memory on one core: on a machine whose cores the client, the fake and
+//!   pkggate share, the last two show what the extra hop and the hashing each cost.
 //!
 //! `PKGGATE_BENCH_FILE_MB` changes the file size (default 1024).
 
@@ -200,6 +202,7 @@ async fn start_gate(
     files: std::net::SocketAddr,
     mirror: &std::path::Path,
     store: Arc<IntelStore>,
+    verify: Option<bool>,
 ) -> (Running, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -218,7 +221,10 @@ async fn start_gate(
     ] {
         raw.env.insert(k.to_string(), v);
     }
-    if let Ok(v) = std::env::var(env::PYPI_VERIFY_INTEGRITY) {
+    if let Some(v) = verify
+        .map(|v| v.to_string())
+        .or_else(|| std::env::var(env::PYPI_VERIFY_INTEGRITY).ok())
+    {
         raw.env.insert(env::PYPI_VERIFY_INTEGRITY.to_string(), v);
     }
     let config = Arc::new(Config::load(&raw).unwrap());
@@ -361,7 +367,7 @@ async fn main() {
         let mut warm = Vec::new();
         let mut out_len = 0;
         for _ in 0..5 {
-            let (running, base) = start_gate(simple, files, &db, store.clone()).await;
+            let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
             let url = format!("{base}/simple/numpy/");
             // Warm the process (connection pool, intelligence), not the numpy caches.
             fetch(&c, &format!("{base}/simple/big-pkg/"), accept).await;
@@ -384,7 +390,7 @@ async fn main() {
         );
     }
 
-    let (running, base) = start_gate(simple, files, &db, store.clone()).await;
+    let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
     // Root index, streamed.
     let (_, rss_before) = rss_mib();
     reset_peak();
@@ -396,35 +402,65 @@ async fn main() {
         peak - rss_before
     );
 
-    // The big file: direct, then through pkggate (verified while streaming).
+    // The big file, interleaved three times: directly, through pkggate (sha256 verified while
+    // streaming) and through a pkggate with verification off (what the extra hop alone
+    // costs); plus sha256 over memory on one core (the ceiling of a verified stream).
+    let (plain, plain_base) = start_gate(simple, files, &db, store.clone(), Some(false)).await;
     let direct_url = format!("http://{files}/gen/big_pkg-1.0-py3-none-any.whl");
-    let (_, rss_before) = rss_mib();
-    reset_peak();
-    let (dd, nd) = fetch(&c, &direct_url, "*/*").await;
-    let (peak_direct, _) = rss_mib();
-    let page: serde_json::Value = c
-        .get(format!("{base}/simple/big-pkg/"))
-        .header("accept", "application/vnd.pypi.simple.v1+json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = page["files"][0]["url"].as_str().unwrap().to_string();
-    let (_, rss_before_gate) = rss_mib();
-    reset_peak();
-    let (dg, ng) = fetch(&c, &url, "*/*").await;
-    let (peak_gate, _) = rss_mib();
-    assert_eq!(nd, ng);
-    let mbps = |n: usize, d: Duration| n as f64 / 1048576.0 / d.as_secs_f64();
+    let file_url = |base: String| {
+        let c = c.clone();
+        async move {
+            let page: serde_json::Value = c
+                .get(format!("{base}/simple/big-pkg/"))
+                .header("accept", "application/vnd.pypi.simple.v1+json")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["files"][0]["url"].as_str().unwrap().to_string()
+        }
+    };
+    let urls = [
+        direct_url.clone(),
+        file_url(base.clone()).await,
+        file_url(plain_base.clone()).await,
+    ];
+    let mut speed = [Vec::new(), Vec::new(), Vec::new()];
+    let mut growth = [0f64; 3];
+    for _ in 0..3 {
+        for (i, url) in urls.iter().enumerate() {
+            let (_, rss_before) = rss_mib();
+            reset_peak();
+            let (d, n) = fetch(&c, url, "*/*").await;
+            let (peak, _) = rss_mib();
+            assert_eq!(n as u64, file_size, "{url}");
+            speed[i].push(n as f64 / 1048576.0 / d.as_secs_f64());
+            growth[i] = growth[i].max(peak - rss_before);
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [d, g, p] = speed.map(|mut v| med(&mut v));
+    let block = vec![7u8; 1 << 20];
+    let t = Instant::now();
+    let mut h = Sha256::new();
+    for _ in 0..256 {
+        h.update(&block);
+    }
+    std::hint::black_box(h.finalize());
+    let sha = 256.0 / t.elapsed().as_secs_f64();
     println!(
-        "file {file_mb} MiB: direct {:.0} MiB/s (peak RSS +{:.1} MiB) | via pkggate {:.0} MiB/s ({:.2}x of direct, peak RSS +{:.1} MiB)",
-        mbps(nd, dd),
-        peak_direct - rss_before,
-        mbps(ng, dg),
-        mbps(ng, dg) / mbps(nd, dd),
-        peak_gate - rss_before_gate
+        "file {file_mb} MiB (median of 3, interleaved): direct {d:.0} MiB/s | via pkggate {g:.0} MiB/s ({:.2}x of direct, peak RSS +{:.1} MiB) | via pkggate, verification off {p:.0} MiB/s ({:.2}x, peak RSS +{:.1} MiB) | sha256 on one core {sha:.0} MiB/s ({:.2}x of direct)",
+        g / d,
+        growth[1],
+        p / d,
+        growth[2],
+        sha / d
     );
+    plain.stop().await.unwrap();
     running.stop().await.unwrap();
 }
