@@ -158,6 +158,8 @@ def pypi_seeds(c, shared):
             body = dumps(small)
             for sel in (0x00, 0x05, 0x09, 0x31, 0xE4):
                 c.add("pypi_page", framed(sel, fx, body))
+            for sel in (0x00, 0x03, 0x1C):
+                c.add("pypi_scan", framed(sel, fx, body))
             # Legacy JSON API document built from the same files.
             releases = {}
             for f in files:

@@ -58,6 +58,19 @@ impl ProjectFacts {
 
     /// [`ProjectFacts::add_file`] with the version's slot already known (`None` = unknown).
     pub(crate) fn add_file_at(&mut self, slot: Option<usize>, yanked: bool, upload: Option<&str>) {
+        let upload = upload.and_then(|raw| Some((UploadTime::instant(raw)?, raw)));
+        self.add_file_instant(slot, yanked, upload, |raw| Some(raw.to_string()));
+    }
+
+    /// [`ProjectFacts::add_file_at`] with the upload time already parsed (`None` = absent or
+    /// invalid); `raw` gives its text, asked only when it becomes the earliest.
+    pub(crate) fn add_file_instant<R>(
+        &mut self,
+        slot: Option<usize>,
+        yanked: bool,
+        upload: Option<((i64, u32), R)>,
+        raw: impl FnOnce(R) -> Option<String>,
+    ) {
         let Some(i) = slot else {
             self.unknown_version_files += 1;
             return;
@@ -69,16 +82,14 @@ impl ProjectFacts {
         if yanked {
             f.yanked_files += 1;
         }
-        if let Some(raw) = upload
-            && let Some(t) = UploadTime::instant(raw)
-        {
+        if let Some((t, r)) = upload {
             let earlier = f
                 .earliest_upload
                 .as_ref()
                 .is_none_or(|e| t < (e.unix_seconds, e.nanos));
-            if earlier {
+            if earlier && let Some(raw) = raw(r) {
                 f.earliest_upload = Some(UploadTime {
-                    raw: raw.to_string(),
+                    raw,
                     unix_seconds: t.0,
                     nanos: t.1,
                 });
@@ -88,9 +99,15 @@ impl ProjectFacts {
 
     pub(crate) fn slot(&mut self, version: &str) -> usize {
         let key = version_key(version);
-        if let Some(&i) = self.index.get(&key) {
+        self.slot_keyed(version, &key)
+    }
+
+    /// [`ProjectFacts::slot`] with the version's [`version_key`] already computed.
+    pub(crate) fn slot_keyed(&mut self, version: &str, key: &str) -> usize {
+        if let Some(&i) = self.index.get(key) {
             return i;
         }
+        let key = key.to_string();
         self.versions.push(VersionFacts {
             version: version.to_string(),
             files: 0,

@@ -81,26 +81,39 @@ const PLATFORM_PREFIXES: &[&str] = &[
 
 /// Parse `filename` as a file of `project` (any spelling; compared in PEP 503 form).
 pub fn parse_filename(project: &str, filename: &str) -> ParsedFile {
+    let (kind, version) = parse_filename_str(project, filename);
+    ParsedFile {
+        kind,
+        version: version.map(str::to_string),
+    }
+}
+
+/// [`parse_filename`] with the version borrowed from `filename` (it is always a part of it).
+pub(crate) fn parse_filename_str<'f>(
+    project: &str,
+    filename: &'f str,
+) -> (FileKind, Option<&'f str>) {
+    parse_filename_normalized(&pep503_normalize(project), filename)
+}
+
+/// [`parse_filename_str`] with `project` already PEP 503-normalised (by `pep503_normalize`
+/// of what the caller would pass to [`parse_filename`]).
+pub(crate) fn parse_filename_normalized<'f>(
+    project: &str,
+    filename: &'f str,
+) -> (FileKind, Option<&'f str>) {
     let kind = kind_of(filename);
     if filename.len() > MAX_FILENAME_LEN {
-        return ParsedFile {
-            kind,
-            version: None,
-        };
+        return (kind, None);
     }
-    let project = pep503_normalize(project);
     if project.is_empty() {
-        return ParsedFile {
-            kind,
-            version: None,
-        };
+        return (kind, None);
     }
-    let (kind, version) = match version_of(kind, &project, filename) {
-        Some((kind, v)) if plausible_version(v) => (kind, Some(v.to_string())),
+    match version_of(kind, project, filename) {
+        Some((kind, v)) if plausible_version(v) => (kind, Some(v)),
         Some((kind, _)) => (kind, None),
         None => (kind, None),
-    };
-    ParsedFile { kind, version }
+    }
 }
 
 fn ends_with_ci(s: &str, suffix: &str) -> bool {
@@ -145,7 +158,18 @@ fn version_of<'f>(kind: FileKind, project: &str, filename: &'f str) -> Option<(F
     match kind {
         FileKind::Wheel => {
             let stem = strip_suffix_ci(filename, ".whl")?;
-            let parts: Vec<&str> = stem.split('-').collect();
+            // Split at `-` (ASCII: every offset is a char boundary), at most 6 parts.
+            let mut parts = [""; 6];
+            let mut n = 0;
+            let mut start = 0;
+            for dash in memchr::memchr_iter(b'-', stem.as_bytes()) {
+                *parts.get_mut(n)? = stem.get(start..dash)?;
+                n += 1;
+                start = dash + 1;
+            }
+            *parts.get_mut(n)? = stem.get(start..)?;
+            n += 1;
+            let parts = &parts[..n];
             if !(parts.len() == 5 || parts.len() == 6) || parts.iter().any(|p| p.is_empty()) {
                 return None;
             }
@@ -192,26 +216,37 @@ fn version_of<'f>(kind: FileKind, project: &str, filename: &'f str) -> Option<(F
 /// The rest of `stem` after a prefix that normalises to `project` and its `-`.
 ///
 /// Equivalent to comparing `pep503_normalize(&stem[..i])` with `project` at every `-`, but
-/// normalises incrementally and stops once the prefix is longer than the project: O(n).
+/// normalises incrementally, comparing as it goes: O(n), no allocation, and it stops as
+/// soon as the normalised prefix is no longer a prefix of the project (it only grows, so it
+/// could never become equal).
 fn strip_project_prefix<'s>(project: &str, stem: &'s str) -> Option<&'s str> {
-    let mut norm = String::with_capacity(project.len() + 2);
+    let p = project.as_bytes();
+    // `p[..len]` is the normalised prefix of `stem` read so far.
+    let mut len = 0;
     let mut in_sep = false;
     for (i, c) in stem.char_indices() {
-        if c == '-' && norm == project {
+        if c == '-' && len == p.len() {
             let rest = &stem[i + 1..];
             return (!rest.is_empty()).then_some(rest);
         }
         if matches!(c, '-' | '_' | '.') {
             if !in_sep {
-                norm.push('-');
+                if p.get(len) != Some(&b'-') {
+                    return None;
+                }
+                len += 1;
             }
             in_sep = true;
         } else {
             in_sep = false;
-            norm.extend(c.to_lowercase());
-        }
-        if norm.len() > project.len() + 1 {
-            return None;
+            for l in c.to_lowercase() {
+                let mut buf = [0u8; 4];
+                let enc = l.encode_utf8(&mut buf).as_bytes();
+                if p.get(len..len + enc.len()) != Some(enc) {
+                    return None;
+                }
+                len += enc.len();
+            }
         }
     }
     None
@@ -446,6 +481,21 @@ mod tests {
 
         #[test]
         fn prefix_strip_matches_naive(project in "[a-zA-Z._-]{1,6}", stem in "[a-zA-Z0-9._-]{0,16}") {
+            let project = pep503_normalize(&project).into_owned();
+            let naive = stem.match_indices('-').find_map(|(i, _)| {
+                let rest = &stem[i + 1..];
+                (pep503_normalize(&stem[..i]) == project.as_str()).then_some(rest)
+            });
+            let naive = naive.filter(|r| !r.is_empty());
+            prop_assert_eq!(strip_project_prefix(&project, &stem), naive);
+        }
+
+        /// The same with characters whose lower case is longer or context-dependent.
+        #[test]
+        fn prefix_strip_matches_naive_unicode(
+            project in "[a-zİiß̇Σσς._-]{1,6}",
+            stem in "[a-zİIiß̇Σσς0-9._-]{0,16}",
+        ) {
             let project = pep503_normalize(&project).into_owned();
             let naive = stem.match_indices('-').find_map(|(i, _)| {
                 let rest = &stem[i + 1..];

@@ -126,17 +126,82 @@ pub(crate) fn is_null(raw: &RawValue) -> bool {
     raw.get().trim() == "null"
 }
 
-/// Append `s` as a JSON string literal.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero when some byte of `v` is zero (exact as a yes/no answer; which bits are set
+/// above the first zero byte is not).
+#[inline(always)]
+pub(crate) fn zero_byte(v: u64) -> u64 {
+    v.wrapping_sub(LO) & !v & HI
+}
+
+/// `0x80` in exactly the bytes of `x` that equal `b` (no false positives, unlike
+/// [`zero_byte`]).
+#[inline(always)]
+pub(crate) fn eq_mask(x: u64, b: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let v = x ^ (LO * u64::from(b));
+    !(((v & LOW7).wrapping_add(LOW7)) | v | LOW7)
+}
+
+/// Non-zero when some byte of `x` equals `b`.
+#[inline(always)]
+pub(crate) fn has_byte(x: u64, b: u8) -> u64 {
+    zero_byte(x ^ (LO * u64::from(b)))
+}
+
+/// The first index at or after `from` whose byte satisfies `pred` (`None` when there is
+/// none or `from` is past the end). Tests 8 bytes at a time with `word` (non-zero when the
+/// word may hold a match: exact for "none", like [`zero_byte`]), then the word that has one
+/// byte by byte: most strings this looks at have no byte to escape.
+#[inline(always)]
+pub(crate) fn first_match(
+    bytes: &[u8],
+    from: usize,
+    word: impl Fn(u64) -> u64,
+    pred: impl Fn(u8) -> bool,
+) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let mut base = from;
+    for w in &mut words {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(w);
+        if word(u64::from_le_bytes(le)) != 0
+            && let Some(p) = w.iter().position(|&b| pred(b))
+        {
+            return Some(base + p);
+        }
+        base += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| pred(b))
+        .map(|p| base + p)
+}
+
+/// Whether `b` must be escaped inside a JSON string.
+#[inline(always)]
+pub(crate) fn json_escaped(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// [`json_escaped`] for 8 bytes at once (see [`first_match`]).
+#[inline(always)]
+pub(crate) fn json_escaped_word(x: u64) -> u64 {
+    // Bytes below 0x20: subtracting 0x20 borrows into the high bit of a byte that had none.
+    has_byte(x, b'"') | has_byte(x, b'\\') | (x.wrapping_sub(LO * 0x20) & !x & HI)
+}
+
+/// Append `s` as a JSON string literal (only `"`, `\` and control characters escaped).
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    while let Some(p) = bytes[start..]
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-    {
-        let i = start + p;
+    while let Some(i) = first_match(bytes, start, json_escaped_word, json_escaped) {
         // Only ASCII bytes are matched, so `i` is a char boundary.
         out.push_str(&s[start..i]);
         let b = bytes[i];
@@ -235,6 +300,14 @@ pub(crate) fn brief(s: &str) -> String {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn json_strings_are_unchanged(s in "\\PC{0,80}", t in "[\"\\\\\u{0}-\u{1f}a-z]{0,40}") {
+            proptest::prop_assert_eq!(json_str(&s), json_str_naive(&s));
+            proptest::prop_assert_eq!(json_str(&t), json_str_naive(&t));
+        }
+    }
+
     #[test]
     fn entries_keep_order_and_refuse_duplicates() {
         let e = Entries::parse(r#"{"b": 1, "a": {"x": [1, 2]}, "c": "s"}"#).unwrap();
@@ -255,6 +328,56 @@ mod tests {
             r#"{"url": "b", "k": 1}"#
         );
         assert_eq!(splice("abc", "other", "x"), None);
+    }
+
+    /// The encoding as it was written before it worked 8 bytes at a time.
+    fn json_str_naive(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[test]
+    fn strings_in_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é'] {
+                    let mut s: String = "a".repeat(len);
+                    s.replace_range(at..at + 1, &special.to_string());
+                    assert_eq!(json_str(&s), json_str_naive(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn byte_masks() {
+        for at in 0..8 {
+            for b in [0u8, 1, b'/', b'%', 0x7f, 0x80, 0xff] {
+                let mut w = [b'a'; 8];
+                w[at] = b;
+                let x = u64::from_le_bytes(w);
+                assert_eq!(eq_mask(x, b), 0x80 << (8 * at), "{w:?}");
+                assert_ne!(has_byte(x, b), 0);
+                assert_eq!(eq_mask(x, b'b'), 0);
+                assert_eq!(has_byte(x, b'b'), 0);
+            }
+        }
+        // Neighbours of a match are not reported (`zero_byte` may report them).
+        let x = u64::from_le_bytes(*b"//./..//");
+        assert_eq!(eq_mask(x, b'/').count_ones(), 5);
+        assert_eq!(eq_mask(x, b'.').count_ones(), 3);
     }
 
     #[test]

@@ -62,6 +62,20 @@
 //! * API major version other than 1 (JSON `meta.api-version`, HTML meta) is
 //!   `PypiError::UnsupportedApiVersion`.
 //!
+//! **JSON fast path** ([`scan`]): for the cold path of a PEP 691 JSON page, without building
+//! the model, while the body arrives:
+//! * `JsonPageScanner::new(project, page_url)`, `advance(&mut self, received: &[u8])` (the
+//!   whole body so far; call as it grows; total work linear in the body), `finish(self,
+//!   body) -> Option<JsonIndex>` — `None` = "use `parse_project_page`" (odd or invalid
+//!   pages; the full parser gives the result or the precise error); never `Some` for a body
+//!   the full parser refuses.
+//! * `JsonIndex` (owned spans and facts, no borrow: cache it beside the body): `facts()`,
+//!   `file_count()`, `approx_bytes()`, `render(body, format, keep_version: &dyn Fn(&str) ->
+//!   bool, file_url: &dyn Fn(&str /*upstream url*/, &str /*filename*/) -> String) ->
+//!   Result<RenderedPage, _>` — byte-identical to `ProjectPage::render` with `keep_file =
+//!   |f| keep_version(f.version or "")`. `keep_version` must be pure (asked once per
+//!   spelling).
+//!
 //! **Root index** ([`root`]):
 //! * `RootFilter::new()`, `push(&mut self, chunk: &[u8], out: &mut Vec<u8>, blocked: impl
 //!   Fn(&str) -> bool)`, `finish(&mut self, out, blocked)`, `removed()`,
@@ -97,6 +111,9 @@ pub mod page;
 #[cfg(test)]
 mod perf_tests;
 pub mod root;
+pub mod scan;
+#[cfg(test)]
+mod scan_tests;
 pub mod time;
 
 pub use facts::{ProjectFacts, VersionFacts};
@@ -108,6 +125,7 @@ pub use page::{
     parse_project_html, parse_project_json, parse_project_page,
 };
 pub use root::{RootFilter, filter_root_json};
+pub use scan::{JsonIndex, JsonPageScanner};
 pub use time::UploadTime;
 
 /// Why an upstream PyPI document could not be used.

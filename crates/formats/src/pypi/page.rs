@@ -88,7 +88,7 @@ pub struct ApiVersion {
 }
 
 impl ApiVersion {
-    const IMPLICIT: ApiVersion = ApiVersion {
+    pub(crate) const IMPLICIT: ApiVersion = ApiVersion {
         major: 1,
         minor: 0,
         raw: None,
@@ -565,11 +565,50 @@ fn plain_path(path: &[u8]) -> bool {
     if path.first() != Some(&b'/') {
         return false;
     }
+    // The bytes: a table, four lanes, no early exit.
+    let mut lanes = [true; 4];
+    let mut quads = path.chunks_exact(4);
+    for q in &mut quads {
+        for (lane, &b) in lanes.iter_mut().zip(q) {
+            *lane &= PLAIN_URL_BYTES[usize::from(b)];
+        }
+    }
+    let tail = quads
+        .remainder()
+        .iter()
+        .all(|&b| PLAIN_URL_BYTES[usize::from(b)]);
+    if !(tail && lanes.iter().all(|&l| l)) {
+        return false;
+    }
+    // An empty or dot segment needs `//` or `/.`, and `%2e` a `%`: look for those 8 bytes
+    // at a time, and decide byte by byte only when one is there.
+    let load = |i: usize| -> u64 {
+        let mut le = [0u8; 8];
+        if let Some(w) = path.get(i..i + 8) {
+            le.copy_from_slice(w);
+        } else if let Some(rest) = path.get(i..) {
+            le[..rest.len()].copy_from_slice(rest);
+        }
+        u64::from_le_bytes(le)
+    };
+    let mut i = 0;
+    while i < path.len() {
+        let (x, next) = (load(i), load(i + 1));
+        let suspect = (json_util::eq_mask(x, b'/')
+            & (json_util::eq_mask(next, b'/') | json_util::eq_mask(next, b'.')))
+            | json_util::eq_mask(x, b'%');
+        if suspect != 0 {
+            return plain_segments(path);
+        }
+        i += 8;
+    }
+    true
+}
+
+/// The segment and `%2e` rules of [`plain_path`], byte by byte.
+fn plain_segments(path: &[u8]) -> bool {
     let mut seg_start = 1;
     for (i, &b) in path.iter().enumerate().skip(1) {
-        if !PLAIN_URL_BYTES[usize::from(b)] {
-            return false;
-        }
         match b {
             b'/' => {
                 if !plain_segment(&path[seg_start..i]) {
@@ -631,11 +670,22 @@ fn plain_host(host: &str) -> bool {
     true
 }
 
-/// Resolution without the `url` crate for the common case: an absolute `http(s)` URL that
-/// the `url` crate would serialise unchanged (plain host, optional non-default port, a path
-/// of plain bytes without dot segments, an optional plain query). `None` = not that case
-/// (resolve the general way). The `fast_resolution_agrees` test pins the equivalence.
-fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
+/// An absolute `http(s)` URL that the `url` crate would serialise unchanged, split up
+/// (see [`plain_absolute`]).
+pub(crate) struct PlainUrl<'h> {
+    /// The URL without its fragment (what resolution returns).
+    pub url: &'h str,
+    /// The fragment, without `#`.
+    pub fragment: Option<&'h str>,
+    /// The path (without query).
+    path: &'h str,
+}
+
+/// The common case of resolution, without the `url` crate and without allocating: an
+/// absolute `http(s)` URL that the `url` crate would serialise unchanged (plain host,
+/// optional non-default port, a path of plain bytes without dot segments, an optional plain
+/// query). `None` = not that case (resolve the general way).
+pub(crate) fn plain_absolute(href: &str) -> Option<PlainUrl<'_>> {
     let (rest, default_port) = if let Some(r) = href.strip_prefix("https://") {
         (r, "443")
     } else if let Some(r) = href.strip_prefix("http://") {
@@ -643,8 +693,16 @@ fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
     } else {
         return None;
     };
-    let (no_frag, frag) = match rest.split_once('#') {
-        Some((a, f)) => (a, Some(f)),
+    // Delimiters are ASCII, so the byte offsets found below are char boundaries. One pass
+    // finds the first `#` or `?`; a `#` after a `?` needs a second.
+    let (no_frag, frag) = match memchr::memchr2(b'#', b'?', rest.as_bytes()) {
+        Some(i) if rest.as_bytes().get(i) == Some(&b'#') => {
+            (rest.get(..i)?, Some(rest.get(i + 1..)?))
+        }
+        Some(i) => match memchr::memchr(b'#', rest.as_bytes().get(i..)?) {
+            Some(h) => (rest.get(..i + h)?, Some(rest.get(i + h + 1..)?)),
+            None => (rest, None),
+        },
         None => (rest, None),
     };
     if let Some(f) = frag
@@ -652,10 +710,12 @@ fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
     {
         return None;
     }
-    let slash = no_frag.find('/')?;
+    // The authority is short: plain loops.
+    let slash = no_frag.bytes().position(|b| b == b'/')?;
     let (authority, path_query) = no_frag.split_at(slash);
-    let host = match authority.split_once(':') {
-        Some((h, port)) => {
+    let host = match authority.bytes().position(|b| b == b':') {
+        Some(i) => {
+            let (h, port) = (authority.get(..i)?, authority.get(i + 1..)?);
             let ok = !port.is_empty()
                 && port.len() <= 5
                 && port.bytes().all(|b| b.is_ascii_digit())
@@ -672,8 +732,8 @@ fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
     if !plain_host(host) {
         return None;
     }
-    let (path, query) = match path_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let (path, query) = match memchr::memchr(b'?', path_query.as_bytes()) {
+        Some(i) => (path_query.get(..i)?, Some(path_query.get(i + 1..)?)),
         None => (path_query, None),
     };
     if !plain_path(path.as_bytes()) {
@@ -686,7 +746,21 @@ fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
     {
         return None;
     }
-    let last_segment = path
+    // The first `#` of `href` is the first of `rest` (the scheme has none).
+    let url = href.get(..href.len() - rest.len() + no_frag.len())?;
+    Some(PlainUrl {
+        url,
+        fragment: frag,
+        path,
+    })
+}
+
+/// [`plain_absolute`] as a [`Resolved`]. The `fast_resolution_agrees` test pins the
+/// equivalence with the `url` crate.
+fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
+    let plain = plain_absolute(href)?;
+    let last_segment = plain
+        .path
         .rsplit('/')
         .next()
         .filter(|s| !s.is_empty())
@@ -694,10 +768,9 @@ fn resolve_plain_absolute(href: &str) -> Option<Resolved> {
             let off = json_util::subslice_offset(href, s)?;
             Some(off..off + s.len())
         });
-    let url = href.split_once('#').map_or(href, |(u, _)| u);
     Some(Resolved {
-        url: url.to_string(),
-        hash: frag.and_then(fragment_hash_of),
+        url: plain.url.to_string(),
+        hash: plain.fragment.and_then(fragment_hash_of),
         last_segment,
     })
 }
@@ -1117,15 +1190,7 @@ impl<'a> ProjectPage<'a> {
 
     fn render_html(&self, plan: &Plan, rw: &Rewrite<'_>) -> String {
         let mut out = String::with_capacity(256 + self.files.len() * 300);
-        out.push_str(
-            "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"",
-        );
-        escape_into(&mut out, self.api_version.declared());
-        out.push_str("\">\n<title>Links for ");
-        escape_into(&mut out, &self.name);
-        out.push_str("</title>\n</head>\n<body>\n<h1>Links for ");
-        escape_into(&mut out, &self.name);
-        out.push_str("</h1>\n");
+        push_html_head(&mut out, self.api_version.declared(), &self.name);
         let extras = match &self.raw {
             RawPage::Html { extras } => Some(extras),
             RawPage::Json { .. } => None,
@@ -1135,26 +1200,75 @@ impl<'a> ProjectPage<'a> {
                 .and_then(|e| e.get(i))
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            push_anchor(&mut out, entry, &(rw.file_url)(entry), extra);
+            push_anchor(
+                &mut out,
+                &AnchorView::of(entry),
+                &(rw.file_url)(entry),
+                extra,
+            );
         }
-        out.push_str("</body>\n</html>\n");
+        push_html_tail(&mut out);
         out
     }
 }
 
-/// The `#alg=hex` to publish: sha256 when known, else the first algorithm.
-fn fragment_hash(entry: &FileEntry) -> Option<(&str, &str)> {
-    entry
-        .hashes
-        .get_key_value("sha256")
-        .or_else(|| entry.hashes.iter().next())
+/// The HTML page up to the first anchor.
+pub(crate) fn push_html_head(out: &mut String, api_version: &str, name: &str) {
+    out.push_str(
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"",
+    );
+    escape_into(out, api_version);
+    out.push_str("\">\n<title>Links for ");
+    escape_into(out, name);
+    out.push_str("</title>\n</head>\n<body>\n<h1>Links for ");
+    escape_into(out, name);
+    out.push_str("</h1>\n");
+}
+
+/// The HTML page after the last anchor.
+pub(crate) fn push_html_tail(out: &mut String) {
+    out.push_str("</body>\n</html>\n");
+}
+
+/// What one anchor line says about a file, borrowed from a [`FileEntry`] or (on the
+/// [`super::scan`] fast path) from the upstream body.
+pub(crate) struct AnchorView<'s> {
+    pub filename: &'s str,
+    /// The `#alg=hex` appended to the href unless the URL already has a `#`.
+    pub hash: Option<(&'s str, &'s str)>,
+    pub requires_python: Option<&'s str>,
+    /// `None`: no metadata file; `Some(None)`: available without a digest (`true`);
+    /// `Some(Some((alg, hex)))`: `alg=hex`.
+    pub core_metadata: Option<Option<(&'s str, &'s str)>>,
+    pub gpg_sig: Option<bool>,
+    /// `Some(reason)` when yanked (`""` without a reason).
+    pub yanked: Option<&'s str>,
+    pub upload_time: Option<&'s str>,
+    pub size: Option<u64>,
+}
+
+/// sha256 when known, else the first algorithm.
+fn preferred_hash(h: &BTreeMap<String, String>) -> Option<(&str, &str)> {
+    h.get_key_value("sha256")
+        .or_else(|| h.iter().next())
         .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
-fn metadata_attr(h: &BTreeMap<String, String>) -> String {
-    match h.get_key_value("sha256").or_else(|| h.iter().next()) {
-        Some((alg, hex)) => format!("{alg}={hex}"),
-        None => "true".to_string(),
+impl<'s> AnchorView<'s> {
+    fn of(f: &'s FileEntry) -> AnchorView<'s> {
+        AnchorView {
+            filename: &f.filename,
+            hash: preferred_hash(&f.hashes),
+            requires_python: f.requires_python.as_deref(),
+            core_metadata: f.core_metadata.as_ref().map(preferred_hash),
+            gpg_sig: f.gpg_sig,
+            yanked: match &f.yanked {
+                Yanked::Yes { reason } => Some(reason.as_deref().unwrap_or("")),
+                Yanked::No => None,
+            },
+            upload_time: f.upload_time.as_deref(),
+            size: f.size,
+        }
     }
 }
 
@@ -1166,37 +1280,76 @@ fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-fn push_anchor(out: &mut String, f: &FileEntry, url: &str, extra: &[(String, String)]) {
-    let mut href = url.to_string();
-    if !href.contains('#')
-        && let Some((alg, hex)) = fragment_hash(f)
-    {
-        href.push('#');
-        href.push_str(alg);
-        href.push('=');
-        href.push_str(hex);
+/// Append `n` in decimal without allocating.
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    out.push_str("<a");
-    push_attr(out, "href", &href);
-    if let Some(rp) = &f.requires_python {
+    if let Ok(digits) = std::str::from_utf8(&buf[i..]) {
+        out.push_str(digits);
+    }
+}
+
+/// One `<a …>filename</a><br/>` line (attribute order: see the module doc of [`super`]).
+/// Writes straight into `out`: no temporary strings.
+pub(crate) fn push_anchor(
+    out: &mut String,
+    f: &AnchorView<'_>,
+    url: &str,
+    extra: &[(String, String)],
+) {
+    out.push_str("<a href=\"");
+    escape_into(out, url);
+    if !url.contains('#')
+        && let Some((alg, hex)) = f.hash
+    {
+        out.push('#');
+        escape_into(out, alg);
+        out.push('=');
+        escape_into(out, hex);
+    }
+    out.push('"');
+    if let Some(rp) = f.requires_python {
         push_attr(out, "data-requires-python", rp);
     }
-    if let Some(m) = &f.core_metadata {
-        let v = metadata_attr(m);
-        push_attr(out, "data-dist-info-metadata", &v);
-        push_attr(out, "data-core-metadata", &v);
+    if let Some(m) = f.core_metadata {
+        for name in [" data-dist-info-metadata=\"", " data-core-metadata=\""] {
+            out.push_str(name);
+            match m {
+                Some((alg, hex)) => {
+                    escape_into(out, alg);
+                    out.push('=');
+                    escape_into(out, hex);
+                }
+                None => out.push_str("true"),
+            }
+            out.push('"');
+        }
     }
     if let Some(sig) = f.gpg_sig {
-        push_attr(out, "data-gpg-sig", if sig { "true" } else { "false" });
+        out.push_str(if sig {
+            " data-gpg-sig=\"true\""
+        } else {
+            " data-gpg-sig=\"false\""
+        });
     }
-    if let Yanked::Yes { reason } = &f.yanked {
-        push_attr(out, "data-yanked", reason.as_deref().unwrap_or(""));
+    if let Some(reason) = f.yanked {
+        push_attr(out, "data-yanked", reason);
     }
-    if let Some(t) = &f.upload_time {
+    if let Some(t) = f.upload_time {
         push_attr(out, "data-upload-time", t);
     }
     if let Some(size) = f.size {
-        push_attr(out, "data-size", &size.to_string());
+        out.push_str(" data-size=\"");
+        push_u64(out, size);
+        out.push('"');
     }
     for (k, v) in extra {
         // Names come from our own attribute reader: no whitespace, quotes, `>`, `/` or `=`
@@ -1208,7 +1361,7 @@ fn push_anchor(out: &mut String, f: &FileEntry, url: &str, extra: &[(String, Str
         }
     }
     out.push('>');
-    escape_into(out, &f.filename);
+    escape_into(out, f.filename);
     out.push_str("</a><br/>\n");
 }
 

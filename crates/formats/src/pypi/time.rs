@@ -27,7 +27,14 @@ impl UploadTime {
 
     /// [`UploadTime::parse`] without keeping the string: `(unix_seconds, nanos)`.
     pub(crate) fn instant(raw: &str) -> Option<(i64, u32)> {
-        let s = raw.trim();
+        // `trim` walks Unicode whitespace; text that starts and ends with a printable ASCII
+        // byte (as every real timestamp does) has none to trim.
+        let graphic = |c: Option<&u8>| c.is_some_and(u8::is_ascii_graphic);
+        let s = if graphic(raw.as_bytes().first()) && graphic(raw.as_bytes().last()) {
+            raw
+        } else {
+            raw.trim()
+        };
         let b = s.as_bytes();
         if b.len() < 19 || b.len() > 64 {
             return None;
