@@ -48,7 +48,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use pkggate_formats::ecosystem::pep503_normalize;
 use pkggate_formats::pypi::{
-    FileEntry, Rewrite, SimpleFormat, negotiate, parse_legacy_json, parse_project_page,
+    FileEntry, JsonIndex, JsonPageScanner, ProjectFacts, Rewrite, SimpleFormat, negotiate,
+    parse_legacy_json, parse_project_page,
 };
 use pkggate_formats::{EcoVersion, Ecosystem};
 use pkggate_policy::{Action, Decision, Fact};
@@ -188,6 +189,9 @@ pub struct CachedPage {
     /// [`content_id`] of the body (a validator component).
     pub body_id: String,
     pub info: ProjectInfo,
+    /// The one-pass index of a JSON body (renders without a full parse); `None` when the
+    /// page needs the full parser (HTML, or a JSON shape the scanner leaves to it).
+    pub index: Option<Arc<JsonIndex>>,
     /// The listed files. Filled by moving them out of the parse that served the page (after
     /// rendering, so the cold page does not wait for it), or by a parse of `body` on first
     /// use when that did not happen; shared by revalidated copies of the page.
@@ -195,6 +199,11 @@ pub struct CachedPage {
 }
 
 impl CachedPage {
+    /// Bytes this page holds, for the cache budget.
+    fn weight(&self) -> usize {
+        self.body.len() + self.index.as_ref().map_or(0, |i| i.approx_bytes())
+    }
+
     /// The listed files (parses the body once if no parse handed them over).
     pub fn files(&self) -> &FileMap {
         self.files.get_or_init(|| {
@@ -213,9 +222,11 @@ impl CachedPage {
     }
 }
 
-/// A new upstream body, not parsed yet.
+/// A new upstream body, not parsed yet (but indexed while it arrived when it is JSON the
+/// scanner takes).
 pub struct FreshPage {
     pub body: Bytes,
+    pub index: Option<Arc<JsonIndex>>,
     pub format: Option<SimpleFormat>,
     pub etag: Option<String>,
     pub url: String,
@@ -449,10 +460,13 @@ fn sha_hex(parts: &[&[u8]]) -> String {
 
 /// Build the facts of a parsed page (all but the file map: see [`CachedPage::files`]).
 fn project_info(page: &pkggate_formats::pypi::ProjectPage<'_>) -> ProjectInfo {
-    let facts = page.facts();
+    info_from_facts(&page.facts(), page.files.len())
+}
+
+fn info_from_facts(facts: &ProjectFacts, file_count: usize) -> ProjectInfo {
     let mut info = ProjectInfo {
         unknown_version_files: facts.unknown_version_files > 0,
-        file_count: page.files.len(),
+        file_count,
         ..Default::default()
     };
     for v in &facts.versions {
@@ -591,7 +605,10 @@ impl Shared {
         match self.fetch_page(state, project).await? {
             PageFetch::Cached(c) => Ok(Some(c)),
             PageFetch::NotFound => Ok(None),
-            PageFetch::Fresh(f) => {
+            PageFetch::Fresh(mut f) => {
+                if let Some(index) = f.index.take() {
+                    return Ok(Some(self.store_indexed(project, &f, index)));
+                }
                 let parsed = parse_project_page(project, &f.body, f.format, &f.url)
                     .map_err(|e| bad_upstream(&f.url, e))?;
                 let page = self.store_fresh(project, &f, &parsed);
@@ -633,9 +650,15 @@ impl Shared {
         {
             headers.insert(header::IF_NONE_MATCH, etag);
         }
+        // A JSON page is indexed while it arrives, so little is left when the last byte is in.
+        let mut scanner = JsonPageScanner::new(project, url.as_str());
         let doc = state
             .upstream
-            .get_document(url.clone(), &headers)
+            .get_document_observed(url.clone(), &headers, |status, received| {
+                if status == StatusCode::OK {
+                    scanner.advance(received);
+                }
+            })
             .await
             .map_err(|e| e.response())?;
         if doc.status == StatusCode::NOT_MODIFIED
@@ -650,6 +673,7 @@ impl Shared {
                 url: c.url.clone(),
                 body_id: c.body_id.clone(),
                 info: c.info.clone(),
+                index: c.index.clone(),
                 files: c.files.clone(),
             });
             self.store_page(project, fresh.clone());
@@ -662,12 +686,25 @@ impl Shared {
         if !doc.status.is_success() {
             return Err(upstream_status(url.as_str(), doc.status));
         }
+        let format = doc
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(SimpleFormat::from_media_type);
+        // The index stands for the body only when the full parser would read it as JSON
+        // against the same page URL (a redirect changes the base of relative URLs).
+        let is_json = match format {
+            Some(f) => !f.is_html(),
+            None => doc.body.trim_ascii_start().starts_with(b"{"),
+        };
+        let index = (doc.status == StatusCode::OK && is_json && doc.url == url)
+            .then(|| scanner.finish(&doc.body))
+            .flatten()
+            .map(Arc::new);
+        crate::metrics::cache_lookup("pypi_page_fast_index", index.is_some());
         Ok(PageFetch::Fresh(FreshPage {
-            format: doc
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(SimpleFormat::from_media_type),
+            index,
+            format,
             etag: doc
                 .headers
                 .get(header::ETAG)
@@ -686,6 +723,28 @@ impl Shared {
         f: &FreshPage,
         parsed: &pkggate_formats::pypi::ProjectPage<'_>,
     ) -> Arc<CachedPage> {
+        self.store_page_with(project, f, project_info(parsed), None)
+    }
+
+    /// Cache a freshly fetched page whose body the scanner indexed (no full parse: the file
+    /// map is built from the body on first use).
+    pub(crate) fn store_indexed(
+        &self,
+        project: &str,
+        f: &FreshPage,
+        index: Arc<JsonIndex>,
+    ) -> Arc<CachedPage> {
+        let info = info_from_facts(&index.facts(), index.file_count());
+        self.store_page_with(project, f, info, Some(index))
+    }
+
+    fn store_page_with(
+        &self,
+        project: &str,
+        f: &FreshPage,
+        info: ProjectInfo,
+        index: Option<Arc<JsonIndex>>,
+    ) -> Arc<CachedPage> {
         let page = Arc::new(CachedPage {
             project: project.to_string(),
             fetched: Instant::now(),
@@ -694,7 +753,8 @@ impl Shared {
             body: f.body.clone(),
             format: f.format,
             url: f.url.clone(),
-            info: project_info(parsed),
+            info,
+            index,
             files: Arc::new(OnceLock::new()),
         });
         self.store_page(project, page.clone());
@@ -703,9 +763,9 @@ impl Shared {
 
     fn store_page(&self, project: &str, page: Arc<CachedPage>) {
         let mut g = lock(&self.pages);
-        let bytes: usize = g.values().map(|p| p.body.len()).sum();
+        let bytes: usize = g.values().map(|p| p.weight()).sum();
         if (g.len() >= CACHE_PROJECTS && !g.contains_key(project))
-            || bytes + page.body.len() > CACHE_BYTES
+            || bytes + page.weight() > CACHE_BYTES
         {
             g.clear();
         }
@@ -905,23 +965,28 @@ async fn serve_page(
             Fact::Unknown
         }
     });
-    // A fresh upstream body is parsed once: for its facts and for rendering.
-    let (cached, fresh) = match fetched {
+    // A fresh upstream body is indexed while it arrives (JSON the scanner takes), else
+    // parsed once: for its facts and for rendering.
+    let (cached, mut fresh) = match fetched {
         Ok(PageFetch::Cached(c)) => (Some(c), None),
         Ok(PageFetch::Fresh(f)) => (None, Some(f)),
         Ok(PageFetch::NotFound) => return crate::server::not_found(),
         Err(r) => return r,
     };
+    let fresh_index = fresh.as_mut().and_then(|f| f.index.take());
     let fresh_parsed = match &fresh {
-        Some(f) => match parse_project_page(&project, &f.body, f.format, &f.url) {
-            Ok(p) => Some(p),
-            Err(e) => return bad_upstream(&f.url, e),
-        },
-        None => None,
+        Some(f) if fresh_index.is_none() => {
+            match parse_project_page(&project, &f.body, f.format, &f.url) {
+                Ok(p) => Some(p),
+                Err(e) => return bad_upstream(&f.url, e),
+            }
+        }
+        _ => None,
     };
-    let page = match (cached, &fresh, &fresh_parsed) {
-        (Some(c), _, _) => c,
-        (None, Some(f), Some(p)) => shared.store_fresh(&project, f, p),
+    let page = match (cached, &fresh, &fresh_parsed, fresh_index) {
+        (Some(c), _, _, _) => c,
+        (None, Some(f), _, Some(ix)) => shared.store_indexed(&project, f, ix),
+        (None, Some(f), Some(p), None) => shared.store_fresh(&project, f, p),
         _ => return bad_upstream(&project, "no page"),
     };
     let inputs = page_inputs(&page.info, &repo);
@@ -991,18 +1056,6 @@ async fn serve_page(
         Some(r) => r,
         None => {
             let urls = shared.urls(&state.config);
-            let reparsed;
-            let parsed = match &fresh_parsed {
-                Some(p) => p,
-                None => {
-                    reparsed =
-                        match parse_project_page(&project, &page.body, page.format, &page.url) {
-                            Ok(p) => p,
-                            Err(e) => return bad_upstream(&page.url, e),
-                        };
-                    &reparsed
-                }
-            };
             // Nothing removed is the common case: no version keys at all. Otherwise each
             // distinct version spelling is keyed once (a page lists ~30 files a version).
             let memo: RefCell<HashMap<String, bool>> = RefCell::default();
@@ -1017,14 +1070,44 @@ async fn serve_page(
                 memo.borrow_mut().insert(v.to_string(), k);
                 k
             };
-            let keep_file = |f: &FileEntry| keep_version(f.version.as_deref().unwrap_or(""));
-            let file_url = |f: &FileEntry| urls.url_for(&base, &project, &f.url, &f.filename);
-            let rw = Rewrite {
-                keep_file: &keep_file,
-                keep_version: &keep_version,
-                file_url: &file_url,
+            let rendered = match (&page.index, &fresh_parsed) {
+                (Some(index), _) => {
+                    index.render(&page.body, format, &keep_version, &|url, name| {
+                        urls.url_for(&base, &project, url, name)
+                    })
+                }
+                (None, parsed) => {
+                    let reparsed;
+                    let parsed = match parsed {
+                        Some(p) => p,
+                        None => {
+                            reparsed = match parse_project_page(
+                                &project,
+                                &page.body,
+                                page.format,
+                                &page.url,
+                            ) {
+                                Ok(p) => p,
+                                Err(e) => return bad_upstream(&page.url, e),
+                            };
+                            &reparsed
+                        }
+                    };
+                    let keep_file =
+                        |f: &FileEntry| keep_version(f.version.as_deref().unwrap_or(""));
+                    let file_url =
+                        |f: &FileEntry| urls.url_for(&base, &project, &f.url, &f.filename);
+                    parsed.render(
+                        format,
+                        &Rewrite {
+                            keep_file: &keep_file,
+                            keep_version: &keep_version,
+                            file_url: &file_url,
+                        },
+                    )
+                }
             };
-            let out = match parsed.render(format, &rw) {
+            let out = match rendered {
                 Ok(o) => o,
                 Err(e) => return bad_upstream(&page.url, e),
             };
@@ -1047,6 +1130,12 @@ async fn serve_page(
     if let Some(p) = fresh_parsed {
         let (page, files) = (page.clone(), p.files);
         tokio::spawn(async move { page.set_files(files) });
+    } else if fresh.is_some() {
+        // Indexed, not parsed: the file map comes from a full parse, off the request path.
+        let page = page.clone();
+        tokio::task::spawn_blocking(move || {
+            page.files();
+        });
     }
     let mut r = Response::new(Body::from(rendered.body.clone()));
     page_headers(&mut r, format.content_type(), &etag, max_age);
@@ -1252,6 +1341,7 @@ mod tests {
             format: Some(SimpleFormat::Json),
             url: url.into(),
             info: project_info(&parsed),
+            index: None,
             files: Arc::new(OnceLock::new()),
             body,
         };

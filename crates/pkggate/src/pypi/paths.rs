@@ -173,6 +173,22 @@ pub struct FileUrls {
 /// segment and its last segment decodes to `filename`. Segments without `%` are checked
 /// in place (they decode to themselves), so the common case allocates nothing.
 fn plain_relative(rest: &str, filename: &str) -> bool {
+    // The common case (every listed file of a page goes through here): printable ASCII
+    // without `%` or a backslash, so every segment decodes to itself and only `.`, `..` and empty
+    // segments remain to refuse. One pass over the bytes, no char decoding.
+    if rest
+        .bytes()
+        .all(|c| (0x20..0x7f).contains(&c) && c != b'%' && c != b'\\')
+    {
+        let mut last = "";
+        for seg in rest.split('/') {
+            if seg.is_empty() || seg == "." || seg == ".." {
+                return false;
+            }
+            last = seg;
+        }
+        return last == filename;
+    }
     let mut last = "";
     for seg in rest.split('/') {
         let ok = if seg.contains('%') {
@@ -234,7 +250,7 @@ impl FileUrls {
 
     fn push_path(&self, out: &mut String, project: &str, upstream: &str, filename: &str) {
         if let Some(rest) = under_base(&self.files_base, upstream)
-            && !rest.contains(['?', '#'])
+            && !rest.bytes().any(|c| c == b'?' || c == b'#')
             && !rest.starts_with("~u/")
             && plain_relative(rest, filename)
         {

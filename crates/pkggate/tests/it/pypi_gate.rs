@@ -648,6 +648,17 @@ async fn recorded_pages_pass_through_with_every_url_rewritten() {
         fake.add_fixture(p, json);
     }
     let gate = start_gate(&fake, "{}", vec![], &[]).await;
+    let fast_series = r#"pkggate_cache_lookups_total{cache="pypi_page_fast_index",result="hit"} "#;
+    let fast = || {
+        pkggate::metrics::render_registry()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(fast_series)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    let fast_before = fast();
     for p in ["requests", "python-dateutil", "pytz", "django", "six"] {
         let (ct, upstream) = fake.raw.lock().unwrap().get(p).cloned().unwrap();
         let page = pkggate_formats::pypi::parse_project_page(
@@ -673,6 +684,9 @@ async fn recorded_pages_pass_through_with_every_url_rewritten() {
         let html = r.text().await.unwrap();
         assert_eq!(html.matches("<a ").count(), page.files.len(), "{p}");
     }
+    // The recorded JSON pages (requests, django) were indexed by the one-pass scanner, not
+    // left to the full parser (the registry is shared by concurrent tests: at least ours).
+    assert!(fast() >= fast_before + 2.0, "{fast_before} -> {}", fast());
     // pytz's eggs and non-PEP 440 versions get through the gate, and are decided.
     let r = get(&gate.url("/simple/pytz/"), Some(PIP_ACCEPT)).await;
     let v: Value = r.json().await.unwrap();
