@@ -125,7 +125,7 @@ pub use page::{
     parse_project_html, parse_project_json, parse_project_page,
 };
 pub use root::{RootFilter, filter_root_json};
-pub use scan::{JsonIndex, JsonPageScanner};
+pub use scan::{IndexedFile, JsonIndex, JsonPageScanner};
 pub use time::UploadTime;
 
 /// Why an upstream PyPI document could not be used.

@@ -1312,7 +1312,72 @@ fn mismatch() -> PypiError {
     PypiError::Shape("the index does not belong to this body".into())
 }
 
+/// What the file gate needs of one listed file ([`JsonIndex::files`]); equal to the same
+/// fields of the full parse's `FileEntry`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedFile<'b> {
+    pub filename: &'b str,
+    /// The upstream URL (absolute, no fragment).
+    pub url: &'b str,
+    /// The version derived from the filename.
+    pub version: Option<&'b str>,
+    /// `hashes.sha256` as written (the caller normalises case).
+    pub sha256: Option<Cow<'b, str>>,
+    /// `Some` when a PEP 658 metadata file is listed, with its sha256 when given.
+    pub core_metadata: Option<Option<Cow<'b, str>>>,
+    pub size: Option<u64>,
+}
+
+/// The `sha256` member of a plain hash object.
+fn sha256_of(obj: &str) -> Result<Option<Cow<'_, str>>, PypiError> {
+    Ok(preferred(obj)?
+        .filter(|(alg, _)| alg == "sha256")
+        .map(|(_, hex)| hex))
+}
+
 impl JsonIndex {
+    /// Every listed file with what the file gate needs, read from the spans (no parse).
+    pub fn files<'b>(&self, body: &'b [u8]) -> Result<Vec<IndexedFile<'b>>, PypiError> {
+        if body.len() != self.body_len {
+            return Err(mismatch());
+        }
+        let text = std::str::from_utf8(body).map_err(|e| PypiError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
+        let get = |s: Span| s.get(text).ok_or_else(mismatch);
+        let mut out = Vec::with_capacity(self.files.len());
+        for f in &self.files {
+            let url = Span::new(f.url.start as usize + 1, f.url.end as usize - 1);
+            let version = match f.version {
+                NO_VERSION => None,
+                v => Some(get(self
+                    .spellings
+                    .get(v as usize)
+                    .ok_or_else(mismatch)?
+                    .span)?),
+            };
+            out.push(IndexedFile {
+                filename: get(f.filename)?,
+                url: get(url)?,
+                version,
+                sha256: match f.hashes.get(text) {
+                    Some(obj) => sha256_of(obj)?,
+                    None => None,
+                },
+                core_metadata: if f.flags & METADATA != 0 {
+                    Some(match f.metadata.get(text) {
+                        Some(obj) => sha256_of(obj)?,
+                        None => None,
+                    })
+                } else {
+                    None
+                },
+                size: (f.flags & SIZE != 0).then_some(f.size),
+            });
+        }
+        Ok(out)
+    }
+
     /// Per-version facts; equal to `parse_project_page(..)?.facts()`.
     pub fn facts(&self) -> ProjectFacts {
         self.facts.clone()

@@ -128,6 +128,30 @@ fn agree(project: &str, url: &str, body: &[u8], renders: bool) -> bool {
     );
     assert_eq!(idx.file_count(), page.files.len());
     assert!(idx.approx_bytes() >= idx.file_count() * 32);
+    // What the file gate reads: the same fields as the full parse's entries.
+    let files = idx.files(body).unwrap();
+    assert_eq!(files.len(), page.files.len());
+    for (got, want) in files.iter().zip(&page.files) {
+        let lower = |h: Option<&String>| h.map(|v| v.to_ascii_lowercase());
+        assert_eq!(got.filename, want.filename);
+        assert_eq!(got.url, want.url);
+        assert_eq!(got.version, want.version.as_deref());
+        assert_eq!(
+            got.sha256.as_deref().map(str::to_ascii_lowercase),
+            lower(want.hashes.get("sha256")),
+            "{}",
+            want.filename
+        );
+        assert_eq!(
+            got.core_metadata
+                .as_ref()
+                .map(|h| h.as_deref().map(str::to_ascii_lowercase)),
+            want.core_metadata.as_ref().map(|h| lower(h.get("sha256"))),
+            "{}",
+            want.filename
+        );
+        assert_eq!(got.size, want.size);
+    }
     if renders {
         for (name, keep) in PATTERNS {
             for file_url in URLS {

@@ -204,9 +204,13 @@ impl CachedPage {
         self.body.len() + self.index.as_ref().map_or(0, |i| i.approx_bytes())
     }
 
-    /// The listed files (parses the body once if no parse handed them over).
+    /// The listed files (read from the index, else from a parse of the body, once, if no
+    /// parse handed them over).
     pub fn files(&self) -> &FileMap {
         self.files.get_or_init(|| {
+            if let Some(files) = self.index.as_ref().and_then(|i| i.files(&self.body).ok()) {
+                return indexed_file_map(files);
+            }
             match parse_project_page(&self.project, &self.body, self.format, &self.url) {
                 Ok(p) => file_map(p.files),
                 Err(_) => FileMap::new(),
@@ -475,6 +479,23 @@ fn info_from_facts(facts: &ProjectFacts, file_count: usize) -> ProjectInfo {
         info.published.insert(version_key(&v.version), t);
     }
     info
+}
+
+/// The file map of an indexed page.
+fn indexed_file_map(files: Vec<pkggate_formats::pypi::IndexedFile<'_>>) -> FileMap {
+    let lower = |h: std::borrow::Cow<'_, str>| h.to_ascii_lowercase();
+    let mut map = FileMap::with_capacity(files.len());
+    for f in files {
+        let meta = FileMeta {
+            url: f.url.to_string(),
+            version: f.version.map(str::to_string),
+            sha256: f.sha256.map(lower),
+            core_metadata: f.core_metadata.map(|h| h.map(lower)),
+            size: f.size,
+        };
+        map.insert(f.filename.to_string(), meta);
+    }
+    map
 }
 
 /// The file map, moving the parsed strings instead of copying them.
@@ -1131,9 +1152,9 @@ async fn serve_page(
         let (page, files) = (page.clone(), p.files);
         tokio::spawn(async move { page.set_files(files) });
     } else if fresh.is_some() {
-        // Indexed, not parsed: the file map comes from a full parse, off the request path.
+        // Indexed, not parsed: the file map is read from the index after the response.
         let page = page.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             page.files();
         });
     }
@@ -1330,6 +1351,10 @@ mod tests {
     ],"versions":["1.0","1.1"]}"#;
 
     fn page(files: Option<Vec<FileEntry>>) -> CachedPage {
+        page_with(files, None)
+    }
+
+    fn page_with(files: Option<Vec<FileEntry>>, index: Option<Arc<JsonIndex>>) -> CachedPage {
         let body = Bytes::from_static(PAGE.as_bytes());
         let url = "https://simple.example/simple/demo/";
         let parsed = parse_project_page("demo", &body, Some(SimpleFormat::Json), url).unwrap();
@@ -1341,7 +1366,7 @@ mod tests {
             format: Some(SimpleFormat::Json),
             url: url.into(),
             info: project_info(&parsed),
-            index: None,
+            index,
             files: Arc::new(OnceLock::new()),
             body,
         };
@@ -1400,6 +1425,11 @@ mod tests {
         let parsed = parse_project_page("demo", PAGE.as_bytes(), Some(SimpleFormat::Json), url);
         check(page(Some(parsed.unwrap().files)).files());
         check(page(None).files());
+        let mut scanner = JsonPageScanner::new("demo", url);
+        scanner.advance(PAGE.as_bytes());
+        let index = scanner.finish(PAGE.as_bytes()).map(Arc::new);
+        assert!(index.is_some(), "the scanner takes the test page");
+        check(page_with(None, index).files());
         // Versions and publish facts do not wait for the file map.
         let p = page(None);
         assert_eq!(p.info.file_count, 2);
