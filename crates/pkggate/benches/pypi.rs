@@ -7,7 +7,8 @@
 //! In one process: a fake PyPI (simple host + files host on 127.0.0.1) serving the recorded
 //! `numpy` pages and root index from `../shared/fixtures/registry/pypi/` and a 1 GiB file
 //! generated on the fly, and pkggate in front of it. Reports
-//! * the numpy page parsed, its facts and its renderings (JSON and HTML) timed in process
+//! * the numpy page indexed in one pass (the cold path of a JSON page) and parsed in full,
+//!   its facts and its renderings (JSON and HTML) timed in process
 //!   (first, cold call each; `cargo test -p pkggate-formats --release pypi::perf_tests --
 //!   --ignored --nocapture` gives best-of-15 timings of the same steps);
 //! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
@@ -338,8 +339,48 @@ async fn main() {
         let t = Instant::now();
         let out_html = page.render(SimpleFormat::TextHtml, &rw).unwrap();
         let render_html = t.elapsed();
+        // The cold path of a JSON page: the one-pass index, then a render from it.
+        if label == "JSON" {
+            use pkggate_formats::pypi::JsonPageScanner;
+            let t = Instant::now();
+            let mut scanner = JsonPageScanner::new("numpy", "https://x.example/simple/numpy/");
+            for end in (0..body.len())
+                .step_by(64 << 10)
+                .skip(1)
+                .chain([body.len()])
+            {
+                scanner.advance(&body[..end]);
+            }
+            let index = scanner.finish(&body).expect("numpy takes the fast path");
+            let scan = t.elapsed();
+            let t = Instant::now();
+            let facts = index.facts();
+            let facts_t = t.elapsed();
+            let url = |_: &str, name: &str| format!("http://g/files/numpy/{name}");
+            let t = Instant::now();
+            let out = index
+                .render(&body, SimpleFormat::Json, &|_| true, &url)
+                .unwrap();
+            let render = t.elapsed();
+            let t = Instant::now();
+            let html = index
+                .render(&body, SimpleFormat::TextHtml, &|_| true, &url)
+                .unwrap();
+            let render_html = t.elapsed();
+            println!(
+                "numpy JSON in process, one-pass index (the cold path): scan in 64 KiB steps {:.1} ms ({:.0} MB/s), facts {:.2} ms ({} versions), render JSON {:.1} ms ({} B), render HTML {:.1} ms ({} B)",
+                ms(scan),
+                body.len() as f64 / 1e6 / scan.as_secs_f64(),
+                ms(facts_t),
+                facts.versions.len(),
+                ms(render),
+                out.body.len(),
+                ms(render_html),
+                html.body.len()
+            );
+        }
         println!(
-            "numpy {label} in process: parse {:.1} ms ({:.0} MB/s), facts {:.1} ms ({} versions), render JSON {:.1} ms ({} B), render HTML {:.1} ms ({} B)",
+            "numpy {label} in process, full parse: parse {:.1} ms ({:.0} MB/s), facts {:.1} ms ({} versions), render JSON {:.1} ms ({} B), render HTML {:.1} ms ({} B)",
             ms(parse),
             body.len() as f64 / 1e6 / parse.as_secs_f64(),
             ms(facts_t),
