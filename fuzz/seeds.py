@@ -117,7 +117,9 @@ def npm_seeds(c, shared):
             body = dumps(small)
             for sel in (0, 1, 6, 7):
                 c.add("npm_packument", framed(sel, bytes([sel % 3]), body))
+                c.add("npm_scan", framed(sel, bytes([sel * 37 % 256]), body))
             c.add("npm_packument", framed(0, b"\x00", dumps(corgi(small))))
+            c.add("npm_scan", framed(0, b"\x00", dumps(corgi(small))))
         base = name.split("/", 1)[1] if name.startswith("@") else name
         esc = name.replace("/", "%2f")
         v = all_versions[-1] if all_versions else "1.0.0"

@@ -185,14 +185,13 @@ async fn main() {
     let next = fixture("next");
     let express = fixture("express");
     // 300 versions of next marked malicious.
-    let next_doc: serde_json::Value = serde_json::from_slice(&next).unwrap();
-    let next_versions: Vec<String> = next_doc["versions"]
-        .as_object()
+    // Sorted, as the key order of a `serde_json::Value` object (the same 300 as before).
+    let mut next_versions: Vec<String> = pkggate_formats::npm::Packument::parse(&next)
         .unwrap()
-        .keys()
-        .cloned()
+        .versions()
+        .map(str::to_string)
         .collect();
-    drop(next_doc);
+    next_versions.sort();
     let blocked: Vec<String> = next_versions.iter().step_by(8).take(300).cloned().collect();
     let mut docs = HashMap::new();
     let etag = |b: &[u8]| format!("\"{}\"", &hex::encode(sha2::Sha256::digest(b))[..16]);
@@ -253,6 +252,27 @@ async fn main() {
     let c = reqwest::Client::builder().no_gzip().build().unwrap();
     let direct_url = |n: &str| format!("http://{up_addr}/{n}");
     let runs = 7;
+
+    // `NPM_BENCH_COLD_ONLY=N`: only N cold requests of `next` (for a profiler), then exit.
+    if let Some(n) = std::env::var("NPM_BENCH_COLD_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let mut times = Vec::new();
+        for _ in 0..n {
+            let (base, running) = start_pkggate(&env).await;
+            times.push(fetch(&c, &format!("{base}/next"), false).await.0);
+            running.stop().await.unwrap();
+        }
+        times.sort();
+        println!(
+            "{n} cold requests of next: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+            ms(times[0]),
+            ms(median(times.clone())),
+            ms(times[times.len() - 1])
+        );
+        return;
+    }
 
     println!("# npm metadata gate benchmark (release build, 2-core machine)");
     println!();

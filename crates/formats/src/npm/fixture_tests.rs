@@ -12,7 +12,7 @@ const DIR: &str = concat!(
 );
 const BASE: &str = "http://127.0.0.1:8080";
 
-fn load(path: &PathBuf) -> Vec<u8> {
+pub(crate) fn load(path: &PathBuf) -> Vec<u8> {
     let gz = std::fs::read(path).unwrap();
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(&gz[..])
@@ -21,7 +21,7 @@ fn load(path: &PathBuf) -> Vec<u8> {
     out
 }
 
-fn fixtures() -> Vec<(String, Vec<u8>)> {
+pub(crate) fn fixtures() -> Vec<(String, Vec<u8>)> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(DIR)
         .unwrap_or_else(|e| panic!("fixtures missing at {DIR}: {e}"))
         .map(|e| e.unwrap().path())
@@ -73,8 +73,7 @@ fn every_fixture_filters_correctly() {
         // document order: as an ordered read of the raw `versions` object
         let crate::npm::raw::RawMap(top) = serde_json::from_slice(&bytes).unwrap();
         let versions_raw = top.iter().find(|(k, _)| k == "versions").unwrap().1;
-        let crate::npm::raw::RawMap(raw_versions) =
-            serde_json::from_str(versions_raw.get()).unwrap();
+        let crate::npm::raw::RawMap(raw_versions) = serde_json::from_str(versions_raw).unwrap();
         assert!(
             order.iter().zip(&raw_versions).all(|(a, (b, _))| a == b),
             "{file}: document order"
@@ -329,6 +328,21 @@ fn bench_next() {
         "phases (best of 10): parse {:?}, facts {:?}, render full {:?}",
         phases[0], phases[1], phases[2]
     );
+    let mut scan_best = [std::time::Duration::MAX; 2];
+    for _ in 0..10 {
+        let t = std::time::Instant::now();
+        let scan = PackumentScanner::scan(&bytes);
+        let t1 = t.elapsed();
+        let doc = Packument::parse_scanned(&bytes, scan.as_ref()).unwrap();
+        let t2 = t.elapsed();
+        std::hint::black_box(&doc);
+        scan_best[0] = scan_best[0].min(t1);
+        scan_best[1] = scan_best[1].min(t2 - t1);
+    }
+    println!(
+        "scan (while the document arrives, in the app) {:?}, then parse_scanned {:?}",
+        scan_best[0], scan_best[1]
+    );
     let t = std::time::Instant::now();
     let facts = facts_only(&bytes).unwrap();
     println!(
@@ -341,4 +355,24 @@ fn bench_next() {
             println!("{line} (includes the decoded input and test harness)");
         }
     }
+}
+
+/// One cold pass over `next` as the app makes it (scan, read, facts, full render), for a
+/// profiler: `valgrind --tool=callgrind <test binary> --ignored profile_next_once`.
+#[test]
+#[ignore]
+fn profile_next_once() {
+    let bytes = load(&PathBuf::from(format!("{DIR}/next.full.json.gz")));
+    let scan = PackumentScanner::scan(&bytes);
+    let doc = Packument::parse_scanned(&bytes, scan.as_ref()).unwrap();
+    let facts = doc.facts().unwrap();
+    let removed: HashSet<String> = doc.versions().step_by(8).map(str::to_string).collect();
+    let out = doc
+        .render(&RenderOptions {
+            removed: &removed,
+            tarball_base: BASE,
+            representation: Representation::Full,
+        })
+        .unwrap();
+    std::hint::black_box((&facts, &out.bytes));
 }

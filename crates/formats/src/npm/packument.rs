@@ -3,9 +3,11 @@
 
 use super::path::{InvalidName, tarball_url, validate_name};
 use super::raw::{
-    Entries, Members, RawMap, TopMap, TopVal, as_bool, as_str, brief, first_duplicate, get,
-    is_object, is_truthy, object_text, offset_in, push_json_str,
+    Entries, Members, RawMap, TopMap, TopVal, as_bool, as_str, brief, first_duplicate,
+    first_duplicate_by, get, is_object, is_truthy, object_text, offset_in, push_json_str,
+    split_object,
 };
+use super::scan::PackumentScan;
 use super::tags::retarget_dist_tags;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -109,6 +111,13 @@ pub enum NpmDocError {
     Internal(&'static str),
 }
 
+/// The facts of some consecutive versions ([`Packument::facts_part`]).
+#[derive(Debug)]
+pub struct FactsPart {
+    start: usize,
+    result: Result<(Vec<VersionFacts>, Vec<DistPlan>), NpmDocError>,
+}
+
 /// What the policy needs to know about one version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct VersionFacts {
@@ -203,6 +212,66 @@ pub const CORGI_VERSION_FIELDS: &[&str] = &[
     "_hasShrinkwrap",
 ];
 
+/// Whether `key` is one of [`CORGI_VERSION_FIELDS`] (as a `match`: no list walk per member).
+fn is_corgi_field(key: &str) -> bool {
+    matches!(
+        key,
+        "name"
+            | "version"
+            | "dependencies"
+            | "optionalDependencies"
+            | "devDependencies"
+            | "peerDependencies"
+            | "peerDependenciesMeta"
+            | "bundleDependencies"
+            | "bundledDependencies"
+            | "bin"
+            | "directories"
+            | "engines"
+            | "dist"
+            | "deprecated"
+            | "os"
+            | "cpu"
+            | "libc"
+            | "funding"
+            | "acceptDependencies"
+            | "_hasShrinkwrap"
+    )
+}
+
+/// The members of one version object the facts are read from, found in one walk over its
+/// members (duplicate keys were refused before).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fields<'a> {
+    scripts: Option<&'a str>,
+    gypfile: Option<&'a str>,
+    has_install_script: Option<&'a str>,
+    repository: Option<&'a str>,
+    dist: Option<&'a str>,
+    deprecated: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(entries: &Members<'a>) -> Fields<'a> {
+        let mut f = Fields::default();
+        for (k, v) in entries {
+            let slot = match k.as_ref() {
+                "scripts" => &mut f.scripts,
+                "gypfile" => &mut f.gypfile,
+                "hasInstallScript" => &mut f.has_install_script,
+                "repository" => &mut f.repository,
+                "dist" => &mut f.dist,
+                "deprecated" => &mut f.deprecated,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(*v);
+            }
+        }
+        f
+    }
+}
+
 const INSTALL_SCRIPTS: [&str; 3] = ["preinstall", "install", "postinstall"];
 
 /// The label used in [`VersionFacts::install_scripts`] for `gypfile: true`.
@@ -213,7 +282,7 @@ pub const GYPFILE_LABEL: &str = "binding.gyp (gypfile)";
 pub struct Packument<'a> {
     src: &'a str,
     /// Top-level members in order (`None`: `versions`, read into `versions`).
-    top: Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
+    top: Vec<(Cow<'a, str>, Option<&'a str>)>,
     name: Option<Cow<'a, str>>,
     /// `(version, raw text of its object)` in document order.
     versions: Vec<(Cow<'a, str>, &'a str)>,
@@ -224,7 +293,7 @@ pub struct Packument<'a> {
     time: Entries<'a>,
     time_index: HashMap<Cow<'a, str>, usize>,
     dist_tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    top_modified: Option<&'a RawValue>,
+    top_modified: Option<&'a str>,
     repository: Option<String>,
     abbreviated: bool,
     /// Where each version's `dist.tarball` is, learnt by [`Packument::facts`] so that
@@ -250,11 +319,8 @@ fn field_in(parent: &str, key: &str) -> String {
 }
 
 /// Read a raw value as an object's ordered members, refusing duplicate keys.
-fn parse_object<'a>(
-    raw: &'a RawValue,
-    at: impl Fn() -> String,
-) -> Result<Entries<'a>, NpmDocError> {
-    parse_object_text(raw.get(), at)
+fn parse_object<'a>(raw: &'a str, at: impl Fn() -> String) -> Result<Entries<'a>, NpmDocError> {
+    parse_object_text(raw, at)
 }
 
 /// [`parse_object`] of a value's raw text.
@@ -269,8 +335,16 @@ fn parse_object_text<'a>(
             found: brief(text),
         });
     }
-    let RawMap(entries) =
-        serde_json::from_str(text).map_err(|source| NpmDocError::Nested { at: at(), source })?;
+    // The text is part of a document already read whole (so valid JSON): split it without a
+    // second validation; anything unexpected is read by `serde_json`, which says what is wrong.
+    let entries = match split_object(text) {
+        Some(entries) => entries,
+        None => {
+            let RawMap(entries) = serde_json::from_str(text)
+                .map_err(|source| NpmDocError::Nested { at: at(), source })?;
+            entries
+        }
+    };
     if let Some(key) = first_duplicate(&entries) {
         return Err(NpmDocError::DuplicateKey {
             at: at(),
@@ -282,7 +356,7 @@ fn parse_object_text<'a>(
 
 /// `repository` as a URL string: the string form, or the object's `url`; blank → `None`.
 fn repository_url(
-    raw: Option<&RawValue>,
+    raw: Option<&str>,
     at: impl Fn() -> String,
 ) -> Result<Option<String>, NpmDocError> {
     let Some(raw) = raw else { return Ok(None) };
@@ -326,11 +400,11 @@ fn push_tags(out: &mut Vec<u8>, tags: &[(String, String)]) {
 /// `dist` with `tarball` replaced by `url` (or added when missing); every other byte kept.
 fn push_dist(
     out: &mut Vec<u8>,
-    dist: &RawValue,
+    dist: &str,
     url: &str,
     at: impl Fn() -> String,
 ) -> Result<(), NpmDocError> {
-    let src = dist.get();
+    let src = dist;
     if !is_object(dist) {
         out.extend_from_slice(src.as_bytes());
         return Ok(());
@@ -339,8 +413,8 @@ fn push_dist(
     let bytes = src.as_bytes();
     match get(&entries, "tarball") {
         Some(t) => {
-            let start = offset_in(src, t.get()).ok_or(NpmDocError::Internal("tarball offset"))?;
-            let end = start + t.get().len();
+            let start = offset_in(src, t).ok_or(NpmDocError::Internal("tarball offset"))?;
+            let end = start + t.len();
             out.extend_from_slice(bytes.get(..start).ok_or(NpmDocError::Internal("dist"))?);
             push_json_str(out, url);
             out.extend_from_slice(bytes.get(end..).ok_or(NpmDocError::Internal("dist"))?);
@@ -386,6 +460,25 @@ impl<'a> Packument<'a> {
         }
     }
 
+    /// [`Packument::parse`] of a document whose structure a
+    /// [`PackumentScanner`](super::PackumentScanner) learnt while it arrived (`scan`: its
+    /// [`finish`](super::PackumentScanner::finish) on these same `bytes`): the same result
+    /// (document or error), without reading the document again; only UTF-8 is checked and the
+    /// small objects (`time`, `dist-tags`, `repository`) are read. Without a scan, or with
+    /// one that does not fit `bytes`, this is [`Packument::parse`].
+    pub fn parse_scanned(
+        bytes: &'a [u8],
+        scan: Option<&PackumentScan>,
+    ) -> Result<Packument<'a>, NpmDocError> {
+        if let Some(scan) = scan
+            && let Ok(src) = std::str::from_utf8(bytes)
+            && let Some(top) = scan.top_map(src)
+        {
+            return Self::from_top(src, top);
+        }
+        Self::parse(bytes)
+    }
+
     /// Parse with every member of the top level kept as raw text (the exact errors).
     fn parse_plain(src: &'a str) -> Result<Packument<'a>, NpmDocError> {
         let RawMap(top) =
@@ -424,15 +517,15 @@ impl<'a> Packument<'a> {
             let raw = match val {
                 TopVal::Raw(raw) => raw,
                 TopVal::Versions(versions) => {
-                    if let Some(key) = first_duplicate(&versions) {
+                    if let Some(key) = first_duplicate_by(&versions, |(k, _, _)| k.as_ref()) {
                         return Err(NpmDocError::DuplicateKey {
                             at: "versions".into(),
                             key: brief(key),
                         });
                     }
                     let mut texts = Vec::with_capacity(versions.len());
-                    for (v, members) in &versions {
-                        match object_text(src, members) {
+                    for (v, text, members) in &versions {
+                        match text.or_else(|| object_text(src, members)) {
                             Some(text) => texts.push((v.clone(), text)),
                             // An empty version object: read everything the plain way.
                             None => return Self::parse_plain(src),
@@ -440,7 +533,7 @@ impl<'a> Packument<'a> {
                     }
                     doc.index = index_of(&texts);
                     doc.versions = texts;
-                    doc.members = versions.into_iter().map(|(_, m)| m).collect();
+                    doc.members = versions.into_iter().map(|(_, _, m)| m).collect();
                     doc.top.push((key, None));
                     continue;
                 }
@@ -450,7 +543,7 @@ impl<'a> Packument<'a> {
                     doc.name = Some(as_str(raw).ok_or_else(|| NpmDocError::BadField {
                         field: "name".into(),
                         expected: "a string",
-                        found: brief(raw.get()),
+                        found: brief(raw),
                     })?);
                 }
                 "versions" => {
@@ -467,7 +560,7 @@ impl<'a> Packument<'a> {
                         let target = as_str(target).ok_or_else(|| NpmDocError::BadField {
                             field: field_in("dist-tags", &tag),
                             expected: "a string",
-                            found: brief(target.get()),
+                            found: brief(target),
                         })?;
                         doc.dist_tags.push((tag, target));
                     }
@@ -491,11 +584,11 @@ impl<'a> Packument<'a> {
             return Err(NpmDocError::BadField {
                 field: field_in("versions", k),
                 expected: "a JSON object",
-                found: brief(v.get()),
+                found: brief(v),
             });
         }
         self.index = index_of(&versions);
-        self.versions = versions.into_iter().map(|(k, v)| (k, v.get())).collect();
+        self.versions = versions;
         Ok(())
     }
 
@@ -537,7 +630,7 @@ impl<'a> Packument<'a> {
             .map(|(_, v)| v.as_ref())
     }
 
-    fn time_raw(&self, key: &str) -> Option<&'a RawValue> {
+    fn time_raw(&self, key: &str) -> Option<&'a str> {
         self.time_index.get(key).map(|&i| self.time[i].1)
     }
 
@@ -551,7 +644,7 @@ impl<'a> Packument<'a> {
         self.time("created")
     }
 
-    fn modified_raw(&self) -> Option<&'a RawValue> {
+    fn modified_raw(&self) -> Option<&'a str> {
         self.time_raw("modified")
             .filter(|r| as_str(r).is_some())
             .or(self.top_modified)
@@ -600,22 +693,27 @@ impl<'a> Packument<'a> {
     fn install_facts(
         &self,
         key: &str,
-        entries: &Members<'a>,
+        fields: &Fields<'a>,
     ) -> Result<(Vec<String>, Option<bool>), NpmDocError> {
         let mut scripts = Vec::new();
-        let scripts_raw = get(entries, "scripts");
+        let scripts_raw = fields.scripts;
         if let Some(raw) = scripts_raw.filter(|r| is_object(r)) {
             let members = parse_object(raw, || format!("{}.scripts", field_in("versions", key)))?;
-            for name in INSTALL_SCRIPTS {
-                if get(&members, name).is_some_and(is_truthy) {
-                    scripts.push(name.to_string());
+            // One walk over the scripts (keys are unique), reported in INSTALL_SCRIPTS order.
+            let mut found = [false; INSTALL_SCRIPTS.len()];
+            for (k, v) in &members {
+                if let Some(at) = INSTALL_SCRIPTS.iter().position(|n| n == k) {
+                    found[at] = is_truthy(v);
                 }
             }
+            for (name, _) in INSTALL_SCRIPTS.iter().zip(found).filter(|(_, f)| *f) {
+                scripts.push(name.to_string());
+            }
         }
-        if get(entries, "gypfile").and_then(as_bool) == Some(true) {
+        if fields.gypfile.and_then(as_bool) == Some(true) {
             scripts.push(GYPFILE_LABEL.to_string());
         }
-        let flag = get(entries, "hasInstallScript").and_then(as_bool);
+        let flag = fields.has_install_script.and_then(as_bool);
         let has = if !scripts.is_empty() || flag == Some(true) {
             Some(true)
         } else if scripts_raw.is_some() || flag == Some(false) || !self.abbreviated {
@@ -631,32 +729,32 @@ impl<'a> Packument<'a> {
         let key = self.versions[i].0.as_ref();
         let at = || field_in("versions", key);
         let entries = self.version_entries(i)?;
-        let (install_scripts, has_install_script) = self.install_facts(key, &entries)?;
-        let repository = match repository_url(get(&entries, "repository"), || {
-            format!("{}.repository", at())
-        })? {
+        let fields = Fields::of(&entries);
+        let (install_scripts, has_install_script) = self.install_facts(key, &fields)?;
+        let repository = match repository_url(fields.repository, || format!("{}.repository", at()))?
+        {
             Some(r) => Some(r),
             None => self.repository.clone(),
         };
         let (mut tarball_url, mut integrity, mut shasum) = (None, None, None);
         let mut plan = DistPlan::Keep;
-        if let Some(dist) = get(&entries, "dist").filter(|d| is_object(d)) {
+        if let Some(dist) = fields.dist.filter(|d| is_object(d)) {
             let d = parse_object(dist, || format!("{}.dist", at()))?;
             let s = |k| get(&d, k).and_then(as_str).map(Cow::into_owned);
             (tarball_url, integrity, shasum) = (s("tarball"), s("integrity"), s("shasum"));
             plan = match get(&d, "tarball") {
                 Some(t) => {
-                    let start = offset_in(self.src, t.get())
-                        .ok_or(NpmDocError::Internal("tarball offset"))?;
+                    let start =
+                        offset_in(self.src, t).ok_or(NpmDocError::Internal("tarball offset"))?;
                     DistPlan::Replace {
                         start,
-                        end: start + t.get().len(),
+                        end: start + t.len(),
                     }
                 }
                 None => {
-                    let start = offset_in(self.src, dist.get())
-                        .ok_or(NpmDocError::Internal("dist offset"))?;
-                    let close = dist.get().rfind('}').ok_or(NpmDocError::Internal("dist"))?;
+                    let start =
+                        offset_in(self.src, dist).ok_or(NpmDocError::Internal("dist offset"))?;
+                    let close = dist.rfind('}').ok_or(NpmDocError::Internal("dist"))?;
                     DistPlan::Insert {
                         close: start + close,
                         comma: !d.is_empty(),
@@ -670,7 +768,7 @@ impl<'a> Packument<'a> {
             install_scripts,
             has_install_script,
             repository,
-            deprecated: get(&entries, "deprecated").is_some_and(is_truthy),
+            deprecated: fields.deprecated.is_some_and(is_truthy),
             tarball_url,
             integrity,
             shasum,
@@ -690,12 +788,53 @@ impl<'a> Packument<'a> {
     /// `dist.tarball` is, so a later [`Packument::render`] of the full form copies the
     /// version objects without reading them again.
     pub fn facts(&self) -> Result<Vec<VersionFacts>, NpmDocError> {
+        self.join_facts(vec![self.facts_part(0..self.versions.len())])
+    }
+
+    /// [`Packument::facts`] of the versions at `range` (document order, clamped to
+    /// [`Packument::version_count`]), to compute the facts in parts (on several threads, say:
+    /// a `Packument` is `Sync`); [`Packument::join_facts`] puts the parts together.
+    pub fn facts_part(&self, range: std::ops::Range<usize>) -> FactsPart {
+        let end = range.end.min(self.versions.len());
+        let start = range.start.min(end);
+        let mut facts = Vec::with_capacity(end - start);
+        let mut plans = Vec::with_capacity(end - start);
+        for i in start..end {
+            match self.scan_at(i) {
+                Ok((f, p)) => {
+                    facts.push(f);
+                    plans.push(p);
+                }
+                Err(e) => {
+                    return FactsPart {
+                        start,
+                        result: Err(e),
+                    };
+                }
+            }
+        }
+        FactsPart {
+            start,
+            result: Ok((facts, plans)),
+        }
+    }
+
+    /// The parts of [`Packument::facts_part`] put together: the same result as
+    /// [`Packument::facts`] (the first error in document order) when they cover every version
+    /// in order; an [`NpmDocError::Internal`] error when they do not.
+    pub fn join_facts(&self, parts: Vec<FactsPart>) -> Result<Vec<VersionFacts>, NpmDocError> {
         let mut facts = Vec::with_capacity(self.versions.len());
         let mut plans = Vec::with_capacity(self.versions.len());
-        for i in 0..self.versions.len() {
-            let (f, p) = self.scan_at(i)?;
-            facts.push(f);
-            plans.push(p);
+        for part in parts {
+            if part.start != facts.len() {
+                return Err(NpmDocError::Internal("facts parts out of order"));
+            }
+            let (f, p) = part.result?;
+            facts.extend(f);
+            plans.extend(p);
+        }
+        if facts.len() != self.versions.len() {
+            return Err(NpmDocError::Internal("facts parts missing versions"));
         }
         let _ = self.plans.set(plans);
         Ok(facts)
@@ -743,9 +882,8 @@ impl<'a> Packument<'a> {
         let entries = self.version_entries(i)?;
         match get(&entries, "dist").filter(|d| is_object(d)) {
             Some(dist) => {
-                let start =
-                    offset_in(src, dist.get()).ok_or(NpmDocError::Internal("dist offset"))?;
-                let end = start + dist.get().len();
+                let start = offset_in(src, dist).ok_or(NpmDocError::Internal("dist offset"))?;
+                let end = start + dist.len();
                 let bytes = src.as_bytes();
                 out.extend_from_slice(bytes.get(..start).ok_or(NpmDocError::Internal("v"))?);
                 push_dist(out, dist, &tarball_url(base, name, key), || {
@@ -801,11 +939,11 @@ impl<'a> Packument<'a> {
     ) -> Result<(), NpmDocError> {
         let key = self.versions[i].0.as_ref();
         let entries = self.version_entries(i)?;
-        let (_, has_install) = self.install_facts(key, &entries)?;
+        let (_, has_install) = self.install_facts(key, &Fields::of(&entries))?;
         out.push(b'{');
         let mut first = true;
         for (k, v) in entries.iter() {
-            if !CORGI_VERSION_FIELDS.contains(&k.as_ref()) {
+            if !is_corgi_field(k) {
                 continue;
             }
             push_key(out, &mut first, k);
@@ -814,7 +952,7 @@ impl<'a> Packument<'a> {
                     format!("{}.dist", field_in("versions", key))
                 })?;
             } else {
-                out.extend_from_slice(v.get().as_bytes());
+                out.extend_from_slice(v.as_bytes());
             }
         }
         if has_install == Some(true) {
@@ -859,6 +997,39 @@ impl<'a> Packument<'a> {
     /// whatever `representation` asks. Errors with [`NpmDocError::NoVersionsLeft`] when no
     /// version remains.
     pub fn render(&self, opts: &RenderOptions<'_>) -> Result<Rendered, NpmDocError> {
+        self.render_into(opts, Vec::new())
+    }
+
+    /// The size [`Packument::render`] reserves for its output when nothing is removed
+    /// (usually enough: the output grows otherwise), so that a caller can prepare the buffer
+    /// of [`Packument::render_into`] ahead of time.
+    pub fn render_capacity(&self, tarball_base: &str, representation: Representation) -> usize {
+        self.output_capacity(
+            self.versions.len(),
+            tarball_base,
+            representation == Representation::Abbreviated && !self.abbreviated,
+        )
+    }
+
+    fn output_capacity(&self, kept: usize, base: &str, corgi: bool) -> usize {
+        // Room for the whole document plus each rewritten tarball URL (usually no longer than
+        // upstream's), so the output is never reallocated and copied.
+        let name = self.name.as_deref().map_or(0, str::len);
+        let url_room = base.len() + 2 * name + 32;
+        if corgi {
+            self.src.len() / 2
+        } else {
+            self.src.len() + 64 + kept * url_room
+        }
+    }
+
+    /// [`Packument::render`] into `buf` (cleared first; its allocation is used when large
+    /// enough, e.g. one made and touched while the decision was being made).
+    pub fn render_into(
+        &self,
+        opts: &RenderOptions<'_>,
+        buf: Vec<u8>,
+    ) -> Result<Rendered, NpmDocError> {
         let kept = self.kept_indices(opts.removed);
         let removed = self.versions.len() - kept.len();
         if kept.is_empty() {
@@ -873,20 +1044,15 @@ impl<'a> Packument<'a> {
         let tags = retarget_dist_tags(&self.dist_tags, &kept_keys);
         let corgi = opts.representation == Representation::Abbreviated && !self.abbreviated;
         let base = opts.tarball_base;
-        // Room for the whole document plus each rewritten tarball URL (usually no longer than
-        // upstream's), so the output is never reallocated and copied.
-        let url_room = base.len() + 2 * name.len() + 32;
-        let mut out = Vec::with_capacity(if corgi {
-            self.src.len() / 2
-        } else {
-            self.src.len() + 64 + kept.len() * url_room
-        });
+        let mut out = buf;
+        out.clear();
+        out.reserve(self.output_capacity(kept.len(), base, corgi));
         out.push(b'{');
         let mut first = true;
         if corgi {
             if let Some(raw) = self.top.iter().find(|(k, _)| k == "name").and_then(|e| e.1) {
                 push_key(&mut out, &mut first, "name");
-                out.extend_from_slice(raw.get().as_bytes());
+                out.extend_from_slice(raw.as_bytes());
             }
             push_key(&mut out, &mut first, "dist-tags");
             push_tags(&mut out, &tags);
@@ -894,7 +1060,7 @@ impl<'a> Packument<'a> {
             self.push_versions(&mut out, &kept, name, base, true)?;
             if let Some(m) = self.modified_raw() {
                 push_key(&mut out, &mut first, "modified");
-                out.extend_from_slice(m.get().as_bytes());
+                out.extend_from_slice(m.as_bytes());
             }
         } else {
             for (key, raw) in &self.top {
@@ -910,14 +1076,12 @@ impl<'a> Packument<'a> {
                                 continue;
                             }
                             push_key(&mut out, &mut first_t, k);
-                            out.extend_from_slice(v.get().as_bytes());
+                            out.extend_from_slice(v.as_bytes());
                         }
                         out.push(b'}');
                     }
                     _ => out.extend_from_slice(
-                        raw.ok_or(NpmDocError::Internal("top value"))?
-                            .get()
-                            .as_bytes(),
+                        raw.ok_or(NpmDocError::Internal("top value"))?.as_bytes(),
                     ),
                 }
             }
@@ -990,4 +1154,42 @@ pub fn extract_version(rendered: &[u8], spec: &str) -> Result<Option<Vec<u8>>, N
 }
 
 #[cfg(test)]
-mod tests;
+#[test]
+fn corgi_fields_match_the_list() {
+    for k in CORGI_VERSION_FIELDS {
+        assert!(is_corgi_field(k), "{k}");
+    }
+    for k in ["readme", "scripts", "Name", "dist ", "hasInstallScript", ""] {
+        assert!(!is_corgi_field(k), "{k}");
+    }
+}
+
+#[cfg(test)]
+impl Packument<'_> {
+    /// Everything a parse decides (not the lazily learnt tarball positions, nor whether the
+    /// version members were kept), for comparing two ways of reading a document.
+    pub(crate) fn shape(&self) -> String {
+        // `versions` is kept as raw text by the plain read only.
+        let top: Vec<_> = self
+            .top
+            .iter()
+            .map(|(k, v)| (k, v.filter(|_| k != "versions")))
+            .collect();
+        format!(
+            "{:?}",
+            (
+                top,
+                &self.name,
+                &self.versions,
+                &self.time,
+                &self.dist_tags,
+                &self.top_modified,
+                &self.repository,
+                self.abbreviated,
+            )
+        )
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests;

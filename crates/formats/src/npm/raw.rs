@@ -8,11 +8,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The members of one JSON object in document order: key (borrowed unless it contained
-/// escapes) and the value's raw text (borrowed from the input).
-pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+/// escapes) and the value's raw JSON text (borrowed from the input, which was checked to be
+/// valid JSON: by `serde_json` or by the streaming scanner of [`super::scan`]).
+pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
 /// [`Entries`] as a slice.
-pub(crate) type Members<'a> = [(Cow<'a, str>, &'a RawValue)];
+pub(crate) type Members<'a> = [(Cow<'a, str>, &'a str)];
 
 /// A string that borrows from the input when it has no escapes.
 pub(crate) struct CowStr<'a>(pub Cow<'a, str>);
@@ -55,7 +56,7 @@ impl<'de> Deserialize<'de> for RawMap<'de> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
                 while let Some(CowStr(k)) = map.next_key::<CowStr<'de>>()? {
                     let v: &'de RawValue = map.next_value()?;
-                    out.push((k, v));
+                    out.push((k, v.get()));
                 }
                 Ok(RawMap(out))
             }
@@ -67,9 +68,10 @@ impl<'de> Deserialize<'de> for RawMap<'de> {
 /// A top-level value of a packument as read by [`TopMap`].
 pub(crate) enum TopVal<'a> {
     /// Any member but `versions`: its raw text.
-    Raw(&'a RawValue),
-    /// `versions`, already split into versions and each version into its members.
-    Versions(Vec<(Cow<'a, str>, Entries<'a>)>),
+    Raw(&'a str),
+    /// `versions`, already split into versions and each version into its members: `(key,
+    /// text of the version object when known, members)`.
+    Versions(Vec<(Cow<'a, str>, Option<&'a str>, Entries<'a>)>),
 }
 
 /// A packument's top level read in one pass: every member as raw text, except `versions`,
@@ -90,9 +92,9 @@ impl<'de> Deserialize<'de> for TopMap<'de> {
                 while let Some(CowStr(k)) = map.next_key::<CowStr<'de>>()? {
                     let v = if k == "versions" {
                         let VersionsMap(versions) = map.next_value()?;
-                        TopVal::Versions(versions)
+                        TopVal::Versions(versions.into_iter().map(|(k, m)| (k, None, m)).collect())
                     } else {
-                        TopVal::Raw(map.next_value()?)
+                        TopVal::Raw(map.next_value::<&'de RawValue>()?.get())
                     };
                     out.push((k, v));
                 }
@@ -127,6 +129,96 @@ impl<'de> Deserialize<'de> for VersionsMap<'de> {
     }
 }
 
+/// The members of a JSON object whose text is known to be valid JSON (a value inside a
+/// document that was read whole, by `serde_json` or by the streaming scanner), split without
+/// validating it a second time. `None` when the text does not read as an object that way
+/// (callers then read it with `serde_json`, which gives the exact result or error). For valid
+/// JSON the result is what [`RawMap`] gives: keys borrowed unless escaped (then decoded by
+/// `serde_json`), values as their exact text.
+pub(crate) fn split_object(text: &str) -> Option<Entries<'_>> {
+    use super::scan::{is_ws, string_end};
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while b.get(i).copied().is_some_and(is_ws) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut out = Vec::new();
+    if b.get(i) == Some(&b'}') {
+        return (ws(i + 1) == b.len()).then_some(out);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let mut escaped = false;
+        let key_end = string_end(b, i + 1, &mut escaped).ok()?.ok()?;
+        let key_text = text.get(i..key_end)?;
+        let key = if escaped {
+            serde_json::from_str::<CowStr<'_>>(key_text).ok()?.0
+        } else {
+            Cow::Borrowed(key_text.get(1..key_text.len() - 1)?)
+        };
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        let value_end = skip_value(b, i)?;
+        out.push((key, text.get(i..value_end)?));
+        i = ws(value_end);
+        match b.get(i) {
+            Some(b',') => i = ws(i + 1),
+            Some(b'}') => return (ws(i + 1) == b.len()).then_some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the (valid) JSON value that starts at `i`.
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    use super::scan::{is_ws, string_end};
+    let mut escaped = false;
+    match b.get(i)? {
+        b'"' => string_end(b, i + 1, &mut escaped).ok()?.ok(),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match b.get(i)? {
+                    b'"' => {
+                        i = string_end(b, i + 1, &mut escaped).ok()?.ok()?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            while b
+                .get(i)
+                .is_some_and(|&c| !is_ws(c) && !matches!(c, b',' | b'}' | b']'))
+            {
+                i += 1;
+            }
+            Some(i)
+        }
+    }
+}
+
 /// The exact text of a non-empty JSON object from its members (borrowed from `src`, which
 /// the members were read from and which is valid JSON): from the `{` before the first key
 /// to the `}` after the last value. `None` for an empty object (or members not in `src`).
@@ -139,8 +231,8 @@ pub(crate) fn object_text<'a>(src: &'a str, members: &Members<'a>) -> Option<&'a
         }
         i
     };
-    let first = members.first()?.1.get();
-    let last = members.last()?.1.get();
+    let first = members.first()?.1;
+    let last = members.last()?.1;
     // Back from the first value: `:`, the key string, `{`.
     let mut i = back(offset_in(src, first)?);
     if i == 0 || b[i - 1] != b':' {
@@ -177,22 +269,94 @@ pub(crate) fn object_text<'a>(src: &'a str, members: &Members<'a>) -> Option<&'a
 
 /// The first key that occurs twice, if any.
 pub(crate) fn first_duplicate<'e, V>(entries: &'e [(Cow<'_, str>, V)]) -> Option<&'e str> {
-    if entries.len() <= 24 {
-        for (i, (k, _)) in entries.iter().enumerate() {
-            if entries[..i].iter().any(|(j, _)| j == k) {
+    first_duplicate_by(entries, |(k, _)| k.as_ref())
+}
+
+/// The first key (as `key` reads it from each item) that occurs twice, if any: the one whose
+/// second occurrence comes first.
+pub(crate) fn first_duplicate_by<'e, T>(
+    items: &'e [T],
+    key: impl Fn(&'e T) -> &'e str,
+) -> Option<&'e str> {
+    let n = items.len();
+    if n <= 12 {
+        for (i, item) in items.iter().enumerate() {
+            let k = key(item);
+            if items[..i].iter().any(|j| key(j) == k) {
                 return Some(k);
             }
         }
-        None
-    } else {
-        let mut keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
-        keys.sort_unstable();
-        keys.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+        return None;
     }
+    // Open addressing with a cheap hash; a slot holds an item index + 1. Keys are upstream's,
+    // so a document made to collide gets a probe budget, past which the sort below decides.
+    let cap = (n * 2).next_power_of_two();
+    let mut stack = [0u32; 256];
+    let mut heap = Vec::new();
+    let table: &mut [u32] = if cap <= stack.len() {
+        &mut stack[..cap]
+    } else {
+        heap.resize(cap, 0u32);
+        &mut heap
+    };
+    let mut budget = 4 * n;
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        let mut h = (quick_hash(k.as_bytes()) as usize) & (cap - 1);
+        loop {
+            let slot = table[h];
+            if slot == 0 {
+                match u32::try_from(i + 1) {
+                    Ok(v) => table[h] = v,
+                    Err(_) => return first_duplicate_sorted(items, key),
+                }
+                break;
+            }
+            if items.get(slot as usize - 1).map(&key) == Some(k) {
+                return Some(k);
+            }
+            budget = match budget.checked_sub(1) {
+                Some(b) => b,
+                None => return first_duplicate_sorted(items, key),
+            };
+            h = (h + 1) & (cap - 1);
+        }
+    }
+    None
+}
+
+/// [`first_duplicate_by`] by sorting (same answer; `O(n log n)` whatever the keys).
+fn first_duplicate_sorted<'e, T>(
+    items: &'e [T],
+    key: impl Fn(&'e T) -> &'e str,
+) -> Option<&'e str> {
+    let mut keys: Vec<(&str, usize)> = items.iter().map(&key).zip(0..).collect();
+    keys.sort_unstable();
+    keys.windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .min_by_key(|w| w[1].1)
+        .map(|w| w[1].0)
+}
+
+/// A fast, unkeyed hash of a short byte string (eight bytes at a time).
+fn quick_hash(b: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut last = [0u8; 8];
+    for (d, s) in last.iter_mut().zip(chunks.remainder()) {
+        *d = *s;
+    }
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K);
+    h ^ (h >> 29)
 }
 
 /// The value of `key` (the caller has rejected duplicates).
-pub(crate) fn get<'a>(entries: &Members<'a>, key: &str) -> Option<&'a RawValue> {
+pub(crate) fn get<'a>(entries: &Members<'a>, key: &str) -> Option<&'a str> {
     entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
@@ -201,23 +365,27 @@ pub(crate) fn first_byte(s: &str) -> Option<u8> {
     s.bytes().find(|b| !b.is_ascii_whitespace())
 }
 
-pub(crate) fn is_object(raw: &RawValue) -> bool {
-    first_byte(raw.get()) == Some(b'{')
+pub(crate) fn is_object(raw: &str) -> bool {
+    first_byte(raw) == Some(b'{')
 }
 
 /// The string a raw value holds, if it is a JSON string.
-pub(crate) fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    if first_byte(raw.get()) != Some(b'"') {
+pub(crate) fn as_str(raw: &str) -> Option<Cow<'_, str>> {
+    if first_byte(raw) != Some(b'"') {
         return None;
     }
-    serde_json::from_str::<CowStr<'_>>(raw.get())
-        .ok()
-        .map(|c| c.0)
+    // Most strings have no escapes: then the text between the quotes is the string.
+    if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'))
+        && super::scan::string_special(inner.as_bytes(), 0) == inner.len()
+    {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<CowStr<'_>>(raw).ok().map(|c| c.0)
 }
 
 /// `Some(b)` when the raw value is the literal `true` or `false`.
-pub(crate) fn as_bool(raw: &RawValue) -> Option<bool> {
-    match raw.get().trim() {
+pub(crate) fn as_bool(raw: &str) -> Option<bool> {
+    match raw.trim() {
         "true" => Some(true),
         "false" => Some(false),
         _ => None,
@@ -225,8 +393,8 @@ pub(crate) fn as_bool(raw: &RawValue) -> Option<bool> {
 }
 
 /// JavaScript truthiness of a raw JSON value (`null`, `false`, `0`, `""` are falsy).
-pub(crate) fn is_truthy(raw: &RawValue) -> bool {
-    let t = raw.get().trim();
+pub(crate) fn is_truthy(raw: &str) -> bool {
+    let t = raw.trim();
     !(t == "null" || t == "false" || t == "\"\"" || t.parse::<f64>().is_ok_and(|n| n == 0.0))
 }
 
@@ -299,13 +467,52 @@ mod tests {
         assert_eq!(keys, ["b", "1.0.0-é", "a/b"]);
         assert!(matches!(m[0].0, Cow::Borrowed(_)));
         assert!(matches!(m[1].0, Cow::Owned(_)));
-        assert_eq!(m[1].1.get(), r#"{"x":[1,2]}"#);
-        assert_eq!(m[2].1.get(), r#""c\/d""#);
+        assert_eq!(m[1].1, r#"{"x":[1,2]}"#);
+        assert_eq!(m[2].1, r#""c\/d""#);
         assert_eq!(as_str(m[2].1).unwrap(), "c/d");
-        assert_eq!(
-            offset_in(json, m[1].1.get()),
-            Some(json.find("{\"x").unwrap())
-        );
+        for raw in [
+            r#""""#,
+            r#""a""#,
+            r#""a\"b""#,
+            r#""\u00e9""#,
+            " \"x\"",
+            "\"\"\"",
+            "\"",
+            "x",
+            "\"a\u{1}\"",
+        ] {
+            let want = serde_json::from_str::<CowStr<'_>>(raw).ok().map(|c| c.0);
+            let want = want.filter(|_| first_byte(raw) == Some(b'"'));
+            assert_eq!(as_str(raw), want, "{raw}");
+        }
+        assert_eq!(offset_in(json, m[1].1), Some(json.find("{\"x").unwrap()));
+    }
+
+    #[test]
+    fn split_object_reads_as_serde_json() {
+        for text in [
+            r#"{}"#,
+            " { } ",
+            r#"{"a":1}"#,
+            r#"{ "a" : 1 , "b\"c" : [1, {"x": "]}\""}] ,"\u00e9":{"y":[]},"n":-1.5e3,"t":true,"z":null,"s":"a\\"}"#,
+            r#"{"a":"}","b":"{","c":"\\"}"#,
+        ] {
+            let RawMap(want) = serde_json::from_str(text).unwrap();
+            let got = split_object(text).unwrap();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{text}");
+        }
+        for text in [
+            "",
+            "[]",
+            "1",
+            "{",
+            r#"{"a"}"#,
+            r#"{"a":1"#,
+            r#"{"a":1,}"#,
+            r#"{"a":1} x"#,
+        ] {
+            assert!(split_object(text).is_none(), "{text}");
+        }
     }
 
     #[test]
@@ -322,6 +529,26 @@ mod tests {
         assert_eq!(first_duplicate(&m), Some("k42"));
         let RawMap(m) = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
         assert_eq!(first_duplicate(&m), None);
+        // The key whose second occurrence comes first, whatever the size and the path taken.
+        for n in [3usize, 20, 100, 300, 5000] {
+            let mut keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            keys.push("k2".into());
+            keys.push("k1".into());
+            let items: Vec<(Cow<'_, str>, ())> = keys
+                .iter()
+                .map(|k| (Cow::Borrowed(k.as_str()), ()))
+                .collect();
+            assert_eq!(first_duplicate(&items), Some("k2"), "{n}");
+            assert_eq!(
+                first_duplicate_sorted(&items, |(k, _)| k.as_ref()),
+                Some("k2")
+            );
+            assert_eq!(first_duplicate(&items[..n]), None, "{n}");
+            assert_eq!(
+                first_duplicate_sorted(&items[..n], |(k, _)| k.as_ref()),
+                None
+            );
+        }
     }
 
     #[test]
@@ -346,8 +573,7 @@ mod tests {
             ("{}", true),
             ("1", true),
         ] {
-            let v: Box<RawValue> = serde_json::from_str(raw).unwrap();
-            assert_eq!(is_truthy(&v), want, "{raw}");
+            assert_eq!(is_truthy(raw), want, "{raw}");
         }
         assert_eq!(brief(&"x".repeat(200)).chars().count(), 81);
     }

@@ -2,6 +2,12 @@
 //! decided per version, rendered filtered, and kept as cached views that stay valid while
 //! the upstream content, the policy revision, the intelligence revision and time-dependent
 //! decisions stay the same. Also the per-package fact cache the artifact gate reads.
+//!
+//! Cold path of a big document: it is scanned while it arrives ([`PackumentScanner`], fed
+//! after every chunk), read without a second pass ([`Packument::parse_scanned`]; the
+//! reference [`Packument::parse`] when the scanner did not take it, which also gives the exact
+//! error of a malformed document), its facts read on two threads, the fact cache entry built
+//! and the output buffer prepared while the decision is made, then rendered.
 
 use super::cache::{Flights, Lru, Weigh};
 use crate::gate::{GateError, RequestInfo, VersionInput};
@@ -12,7 +18,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use pkggate_formats::Ecosystem;
 use pkggate_formats::npm::{
-    NpmDocError, Packument, RenderOptions, Representation, VersionFacts, escaped_name,
+    NpmDocError, Packument, PackumentScan, PackumentScanner, RenderOptions, Representation,
+    VersionFacts, escaped_name,
 };
 use pkggate_policy::{Action, Decision, Fact, FactNeeds, Policy};
 use serde_json::json;
@@ -89,6 +96,16 @@ pub(crate) type Shared<T> = Result<T, Arc<MetaError>>;
 pub(crate) struct Fetched {
     pub body: Bytes,
     pub etag: Option<HeaderValue>,
+    /// The structure of `body`, learnt while it arrived (`None`: the scanner did not take
+    /// it; [`Packument::parse_scanned`] then reads it the reference way, errors included).
+    pub scan: Option<PackumentScan>,
+}
+
+impl Fetched {
+    /// The document, read with the structure learnt while it arrived.
+    fn parse(&self) -> Result<Packument<'_>, NpmDocError> {
+        Packument::parse_scanned(&self.body, self.scan.as_ref())
+    }
 }
 
 enum Fetch {
@@ -178,18 +195,25 @@ pub(crate) fn ver_facts(f: &VersionFacts, abbreviated: bool) -> VerFacts {
     }
 }
 
-fn pkg_facts(facts: &[VersionFacts], abbreviated: bool) -> PkgFacts {
+fn pkg_facts(facts: Vec<VersionFacts>, abbreviated: bool) -> PkgFacts {
+    let vers = facts.iter().map(|f| ver_facts(f, abbreviated)).collect();
+    pkg_facts_of(facts, vers, abbreviated)
+}
+
+/// The fact cache entry from a document's facts and their [`ver_facts`] (same order).
+fn pkg_facts_of(facts: Vec<VersionFacts>, vers: Vec<VerFacts>, abbreviated: bool) -> PkgFacts {
     let mut weight = 128;
     let versions = facts
-        .iter()
-        .map(|f| {
+        .into_iter()
+        .zip(vers)
+        .map(|(f, v)| {
             weight += 160
                 + f.version.len() * 2
                 + f.repository.as_ref().map_or(0, String::len)
                 + f.tarball_url.as_ref().map_or(0, String::len)
                 + f.integrity.as_ref().map_or(0, String::len)
                 + f.shasum.as_ref().map_or(0, String::len);
-            (f.version.clone(), ver_facts(f, abbreviated))
+            (f.version, v)
         })
         .collect();
     PkgFacts {
@@ -337,10 +361,22 @@ fn upstream_headers(client: &HeaderMap, u: Representation) -> HeaderMap {
 
 async fn fetch(state: &AppState, name: &str, headers: &HeaderMap) -> Result<Fetch, MetaError> {
     let url = upstream_url(state, name)?;
-    let doc = state.upstream.get_document(url.clone(), headers).await?;
+    // Scan the document while it arrives (in this task, right after each chunk is appended:
+    // the bytes are still in cache and nothing is copied), so that once the last byte is in
+    // only the small objects are left to read.
+    let mut scanner = PackumentScanner::new();
+    let doc = state
+        .upstream
+        .get_document_observed(url.clone(), headers, |status, received| {
+            if status.is_success() {
+                scanner.feed(received);
+            }
+        })
+        .await?;
     match doc.status.as_u16() {
         200..=299 => Ok(Fetch::Doc(Arc::new(Fetched {
             etag: doc.headers.get(header::ETAG).cloned(),
+            scan: scanner.finish(&doc.body),
             body: doc.body,
         }))),
         304 => Ok(Fetch::NotModified),
@@ -350,6 +386,25 @@ async fn fetch(state: &AppState, name: &str, headers: &HeaderMap) -> Result<Fetc
             url: url.to_string(),
         }),
     }
+}
+
+/// Versions from which a document's facts are read on two threads.
+const TWO_THREAD_FACTS: usize = 512;
+
+/// [`Packument::facts`], on two threads for documents with many versions (the other core is
+/// otherwise idle while a document is read). `Err(None)`: a facts thread failed.
+fn facts_of(doc: &Packument<'_>) -> Result<Vec<VersionFacts>, Option<NpmDocError>> {
+    let n = doc.version_count();
+    if n < TWO_THREAD_FACTS {
+        return doc.facts().map_err(Some);
+    }
+    let mid = n / 2;
+    std::thread::scope(|s| {
+        let second = s.spawn(|| doc.facts_part(mid..n));
+        let first = doc.facts_part(0..mid);
+        let second = second.join().map_err(|_| None)?;
+        doc.join_facts(vec![first, second]).map_err(Some)
+    })
 }
 
 fn intel_sig(policy: &Policy, answer: &crate::intel::PackageIntel) -> String {
@@ -529,80 +584,94 @@ impl NpmState {
         revs: Revs,
     ) -> Result<View, MetaError> {
         let _permit = self.permit(fetched.body.len()).await;
-        type FactsMsg = Result<(Vec<VersionFacts>, bool), MetaError>;
-        let (facts_tx, facts_rx) = oneshot::channel::<FactsMsg>();
+        let (inputs_tx, inputs_rx) = oneshot::channel::<Result<Vec<VersionInput>, MetaError>>();
+        let (pkg_tx, pkg_rx) = oneshot::channel::<PkgFacts>();
         let (removed_tx, removed_rx) = oneshot::channel::<HashSet<String>>();
         let base = state.config.public_base(NPM);
-        let body = fetched.body.clone();
+        let doc_src = fetched.clone();
         let asked = name.to_string();
         let render_base = base.clone();
         // One parse: the blocking thread keeps the borrowed document while the decision is
-        // made, then renders.
+        // made (building the fact cache entry meanwhile), then renders.
         let task = tokio::task::spawn_blocking(move || {
             let bad = |source| MetaError::BadDocument {
                 name: asked.clone(),
                 source,
             };
-            let doc = match Packument::parse(&body) {
+            let doc = match doc_src.parse() {
                 Ok(d) => d,
                 Err(e) => {
-                    let _ = facts_tx.send(Err(bad(e)));
+                    let _ = inputs_tx.send(Err(bad(e)));
                     return None;
                 }
             };
             if let Some(found) = doc.name()
                 && found != asked
             {
-                let _ = facts_tx.send(Err(MetaError::WrongName {
+                let _ = inputs_tx.send(Err(MetaError::WrongName {
                     asked: asked.clone(),
                     found: found.to_string(),
                 }));
                 return None;
             }
-            match doc.facts() {
-                Ok(f) => {
-                    let _ = facts_tx.send(Ok((f, doc.is_abbreviated())));
-                }
+            let facts = match facts_of(&doc) {
+                Ok(f) => f,
                 Err(e) => {
-                    let _ = facts_tx.send(Err(bad(e)));
+                    let _ = inputs_tx.send(Err(
+                        e.map_or_else(|| MetaError::Internal("a facts thread failed".into()), bad)
+                    ));
                     return None;
                 }
-            }
+            };
+            let abbreviated = doc.is_abbreviated();
+            let vers: Vec<VerFacts> = facts.iter().map(|f| ver_facts(f, abbreviated)).collect();
+            let inputs = facts
+                .iter()
+                .zip(&vers)
+                .map(|(f, v)| v.input(&f.version))
+                .collect();
+            let _ = inputs_tx.send(Ok(inputs));
+            let _ = pkg_tx.send(pkg_facts_of(facts, vers, abbreviated));
+            // While the decision is made: the output buffer, its pages touched (faulting in
+            // a fresh buffer of a big document costs about as much as filling it).
+            // (Not `vec![0; n]`: a zeroed allocation is mapped lazily.)
+            let mut buf = Vec::new();
+            buf.resize(doc.render_capacity(&render_base, repr), b' ');
+            buf.clear();
             let removed = removed_rx.blocking_recv().ok()?;
-            Some(doc.render(&RenderOptions {
-                removed: &removed,
-                tarball_base: &render_base,
-                representation: repr,
-            }))
+            Some(doc.render_into(
+                &RenderOptions {
+                    removed: &removed,
+                    tarball_base: &render_base,
+                    representation: repr,
+                },
+                buf,
+            ))
         });
-        let (facts, abbreviated) = facts_rx
+        let inputs = inputs_rx
             .await
             .map_err(|_| MetaError::Internal("document parser stopped".into()))??;
-        if facts.is_empty() {
+        if inputs.is_empty() {
             return Err(MetaError::NotFound);
         }
-        let pkg = pkg_facts(&facts, abbreviated);
-        let inputs: Vec<VersionInput> = facts
-            .iter()
-            .map(|f| {
-                pkg.versions
-                    .get(&f.version)
-                    .map(|v| v.input(&f.version))
-                    .unwrap_or_else(|| VersionInput::bare(&f.version))
-            })
-            .collect();
-        self.store_facts(name, pkg);
         let verdict = state
             .gate
             .decide_package_kept(NPM, name, &inputs, req)
-            .await?;
+            .await;
+        if let Ok(v) = &verdict {
+            let _ = removed_tx.send(v.removed.clone());
+        }
+        // Built while the decision was made; kept whatever the decision.
+        if let Ok(pkg) = pkg_rx.await {
+            self.store_facts(name, pkg);
+        }
+        let verdict = verdict?;
         let valid_until = valid_until(&revs, &inputs, &verdict.decisions);
         let removed_sorted = {
             let mut r: Vec<&str> = verdict.removed.iter().map(String::as_str).collect();
             r.sort_unstable();
             r.join("\n")
         };
-        let _ = removed_tx.send(verdict.removed.clone());
         let rendered = task
             .await
             .map_err(|e| MetaError::Internal(format!("render task failed: {e}")))?
@@ -692,11 +761,9 @@ impl NpmState {
                 let _permit = self.permit(fetched.body.len()).await;
                 let asked = name.to_string();
                 let pkg = tokio::task::spawn_blocking(move || {
-                    let doc = Packument::parse(&fetched.body).map_err(|source| {
-                        MetaError::BadDocument {
-                            name: asked.clone(),
-                            source,
-                        }
+                    let doc = fetched.parse().map_err(|source| MetaError::BadDocument {
+                        name: asked.clone(),
+                        source,
                     })?;
                     if let Some(found) = doc.name()
                         && found != asked
@@ -710,7 +777,7 @@ impl NpmState {
                         name: asked,
                         source,
                     })?;
-                    Ok(pkg_facts(&facts, doc.is_abbreviated()))
+                    Ok(pkg_facts(facts, doc.is_abbreviated()))
                 })
                 .await
                 .map_err(|e| Arc::new(MetaError::Internal(e.to_string())))?
@@ -798,6 +865,77 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:02.1234567890123Z"), Some(2));
         assert_eq!(parse_time("not a time"), None);
         assert_eq!(parse_time(""), None);
+    }
+
+    /// A body scanned as `fetch` does: growing prefixes, in chunks of `chunk`.
+    fn scanned(body: &[u8], chunk: usize) -> Option<PackumentScan> {
+        let mut scan = PackumentScanner::new();
+        let mut end = 0;
+        while end < body.len() {
+            end = (end + chunk).min(body.len());
+            scan.feed(&body[..end]);
+        }
+        scan.finish(body)
+    }
+
+    fn big_doc(n: usize) -> String {
+        let mut s = String::from(r#"{"name":"big","dist-tags":{"latest":"1.0.0"},"versions":{"#);
+        for i in 0..n {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                r#""1.0.{i}":{{"name":"big","version":"1.0.{i}","readme":"{}","scripts":{{"postinstall":"x"}},"dist":{{"tarball":"http://u/big/-/big-1.0.{i}.tgz","integrity":"sha512-A"}}}}"#,
+                "r".repeat(100)
+            ));
+        }
+        s.push_str(r#"},"time":{"1.0.0":"2020-01-01T00:00:00.000Z"}}"#);
+        s
+    }
+
+    #[test]
+    fn documents_are_scanned_while_they_arrive() {
+        let doc = big_doc(3000);
+        for chunk in [1000, 16 << 10, 200_000] {
+            let scan = scanned(doc.as_bytes(), chunk);
+            assert!(scan.is_some(), "{chunk}");
+            let fetched = Fetched {
+                body: Bytes::from(doc.clone()),
+                etag: None,
+                scan,
+            };
+            let reference = Packument::parse(doc.as_bytes()).unwrap();
+            let got = fetched.parse().unwrap();
+            assert_eq!(got.facts().unwrap(), reference.facts().unwrap());
+            let removed: HashSet<String> = ["1.0.7".to_string()].into();
+            let opts = RenderOptions {
+                removed: &removed,
+                tarball_base: "http://127.0.0.1:1",
+                representation: Representation::Full,
+            };
+            assert_eq!(got.render(&opts).unwrap(), reference.render(&opts).unwrap());
+        }
+    }
+
+    #[test]
+    fn malformed_documents_get_the_reference_error() {
+        let doc = big_doc(3000);
+        for broken in [
+            doc[..doc.len() - 1].to_string(),
+            doc.replacen("\"readme\":\"r", "\"readme\":\"\u{1}", 1),
+            doc.replacen("1.0.2000\":{", "1.0.2000\":[", 1),
+            format!("{doc} x"),
+        ] {
+            let scan = scanned(broken.as_bytes(), 16 << 10);
+            assert!(scan.is_none());
+            let fetched = Fetched {
+                body: Bytes::from(broken.clone()),
+                etag: None,
+                scan,
+            };
+            let want = Packument::parse(broken.as_bytes()).unwrap_err().to_string();
+            assert_eq!(fetched.parse().unwrap_err().to_string(), want);
+        }
     }
 
     #[test]

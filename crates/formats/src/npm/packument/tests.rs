@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 use serde_json::Value;
 
-const BASE: &str = "http://127.0.0.1:8080";
+pub(crate) const BASE: &str = "http://127.0.0.1:8080";
 
 fn set(vs: &[&str]) -> HashSet<String> {
     vs.iter().map(|s| s.to_string()).collect()
@@ -40,7 +40,7 @@ fn raw_version(doc: &[u8], v: &str) -> Option<String> {
         .map(|r| r.get().to_string())
 }
 
-const FULL: &str = r#"{
+pub(crate) const FULL: &str = r#"{
   "_id": "demo",
   "_rev": "12-abc",
   "name": "demo",
@@ -69,7 +69,7 @@ const FULL: &str = r#"{
   "unknownTop": {"x": [true, null, 1e3]}
 }"#;
 
-const CORGI: &str = r#"{"name":"@s/c","dist-tags":{"latest":"1.1.0"},"modified":"2024-05-01T00:00:00.000Z","versions":{
+pub(crate) const CORGI: &str = r#"{"name":"@s/c","dist-tags":{"latest":"1.1.0"},"modified":"2024-05-01T00:00:00.000Z","versions":{
   "1.0.0":{"name":"@s/c","version":"1.0.0","dist":{"tarball":"https://r/@s/c/-/c-1.0.0.tgz","integrity":"sha512-X"},"hasInstallScript":true},
   "1.1.0":{"name":"@s/c","version":"1.1.0","dist":{"tarball":"https://r/@s/c/-/c-1.1.0.tgz","integrity":"sha512-Y"},"newCorgiField":7}}}"#;
 
@@ -688,15 +688,15 @@ fn version_strategy() -> impl Strategy<Value = String> {
 }
 
 #[derive(Debug, Clone)]
-struct GenVersion {
-    key: String,
-    scripts: Option<u8>,
-    dist: u8,
-    extra: String,
-    removed: bool,
+pub(crate) struct GenVersion {
+    pub(crate) key: String,
+    pub(crate) scripts: Option<u8>,
+    pub(crate) dist: u8,
+    pub(crate) extra: String,
+    pub(crate) removed: bool,
 }
 
-fn gen_version() -> impl Strategy<Value = GenVersion> {
+pub(crate) fn gen_version() -> impl Strategy<Value = GenVersion> {
     (
         version_strategy(),
         prop::option::of(0u8..4),
@@ -718,7 +718,7 @@ fn json_str(s: &str) -> String {
 }
 
 /// Build a document text by hand (with spacing variety and escapes).
-fn build_doc(versions: &[GenVersion], tags: &[(String, usize)], sep: &str) -> String {
+pub(crate) fn build_doc(versions: &[GenVersion], tags: &[(String, usize)], sep: &str) -> String {
     let mut s = format!("{{ \"name\"{sep}:{sep}\"gen\",{sep}\"dist-tags\":{{");
     let tag_items: Vec<String> = tags
         .iter()
@@ -765,7 +765,7 @@ fn build_doc(versions: &[GenVersion], tags: &[(String, usize)], sep: &str) -> St
     s
 }
 
-fn dedup(mut versions: Vec<GenVersion>) -> Vec<GenVersion> {
+pub(crate) fn dedup(mut versions: Vec<GenVersion>) -> Vec<GenVersion> {
     let mut seen = HashSet::new();
     versions.retain(|v| seen.insert(v.key.clone()));
     versions
@@ -861,7 +861,7 @@ proptest! {
                     let url_json = String::from_utf8(url_json).unwrap();
                     match gv.dist {
                         0 | 1 => {
-                            let up_tb = get(&parse_object(get(&parse_object(p.version_raw(&gv.key).unwrap(), String::new).unwrap(), "dist").unwrap(), String::new).unwrap(), "tarball").unwrap().get();
+                            let up_tb = get(&parse_object(get(&parse_object(p.version_raw(&gv.key).unwrap().get(), String::new).unwrap(), "dist").unwrap(), String::new).unwrap(), "tarball").unwrap();
                             prop_assert_eq!(down.replacen(&url_json, up_tb, 1), up);
                         }
                         2 => prop_assert_eq!(down.replacen(&format!("{{\"tarball\":{url_json}}}"), "{}", 1), up),
