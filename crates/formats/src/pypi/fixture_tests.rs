@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
 
-const DIR: &str = concat!(
+pub(super) const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/registry/pypi"
 );
@@ -20,7 +20,8 @@ const PROJECTS: &[&str] = &[
     "urllib3",
 ];
 
-fn load(file: &str) -> Vec<u8> {
+/// A recorded page, decompressed (shared with the scanner's tests).
+pub(super) fn load(file: &str) -> Vec<u8> {
     let path = format!("{DIR}/{file}");
     let gz = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut out = Vec::new();

@@ -609,17 +609,8 @@ fn scan_meta(cur: &mut Cursor<'_>) -> Scan<ApiVersion> {
         } else {
             cur.skip_value()?;
         }
-        cur.ws();
-        match cur.peek()? {
-            b',' => {
-                cur.pos += 1;
-                cur.ws();
-            }
-            b'}' => {
-                cur.pos += 1;
-                return Ok(api);
-            }
-            _ => return Err(Stop::Bad),
+        if !cur.next_member()? {
+            return Ok(api);
         }
     }
 }
@@ -801,17 +792,8 @@ fn scan_file(cur: &mut Cursor<'_>) -> Scan<FileRec> {
             }
             _ => return Err(Stop::Bad),
         }
-        cur.ws();
-        match cur.peek()? {
-            b',' => {
-                cur.pos += 1;
-                cur.ws();
-            }
-            b'}' => {
-                cur.pos += 1;
-                break;
-            }
-            _ => return Err(Stop::Bad),
+        if !cur.next_member()? {
+            break;
         }
     }
     rec.obj = Span::new(obj_start, cur.pos);
@@ -942,6 +924,25 @@ impl<'b> Cursor<'b> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.buf.get(self.pos) {
             self.pos += 1;
+        }
+    }
+
+    /// After a member inside an object: `,` (`true`: another member follows; the whitespace
+    /// after the comma is skipped) or `}` (`false`: the object is closed).
+    #[inline]
+    fn next_member(&mut self) -> Scan<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            b'}' => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Bad),
         }
     }
 
@@ -1137,17 +1138,8 @@ impl<'b> Cursor<'b> {
                 plain = false;
                 self.skip_value()?;
             }
-            self.ws();
-            match self.peek()? {
-                b',' => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                b'}' => {
-                    self.pos += 1;
-                    return Ok(plain);
-                }
-                _ => return Err(Stop::Bad),
+            if !self.next_member()? {
+                return Ok(plain);
             }
         }
     }

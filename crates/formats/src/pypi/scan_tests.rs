@@ -1,25 +1,11 @@
 //! The JSON fast path ([`super::scan`]) against the full path ([`super::page`]): on the
 //! recorded pages, on hand-written pages, incrementally, and on generated and mutated pages.
 
+use super::fixture_tests::{DIR, load};
 use super::*;
 use std::collections::BTreeSet;
-use std::io::Read;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/registry/pypi"
-);
 const URL: &str = "https://pypi.example/simple/x/";
-
-fn load(file: &str) -> Vec<u8> {
-    let path = format!("{DIR}/{file}");
-    let gz = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
 
 /// Every `*.json.gz` page in the fixture directory, as (project, body).
 fn recorded_pages() -> Vec<(String, Vec<u8>)> {
