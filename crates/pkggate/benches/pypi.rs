@@ -312,6 +312,29 @@ async fn main() {
         .pool_max_idle_per_host(4)
         .build()
         .unwrap();
+    // `PYPI_BENCH_COLD_ONLY=N`: only N cold requests of the numpy JSON page (for a
+    // profiler), then exit.
+    if let Some(n) = std::env::var("PYPI_BENCH_COLD_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let accept = "application/vnd.pypi.simple.v1+json";
+        let mut times = Vec::new();
+        for _ in 0..n {
+            let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
+            fetch(&c, &format!("{base}/simple/big-pkg/"), accept).await;
+            times.push(fetch(&c, &format!("{base}/simple/numpy/"), accept).await.0);
+            running.stop().await.unwrap();
+        }
+        times.sort();
+        println!(
+            "{n} cold requests of numpy (JSON): min {:.2} ms, median {:.2} ms, max {:.2} ms",
+            ms(times[0]),
+            ms(times[times.len() / 2]),
+            ms(times[times.len() - 1])
+        );
+        return;
+    }
     println!("# PyPI benchmarks");
     // Components of a cold page, in process (no HTTP).
     for (label, file) in [("JSON", "numpy.v1.json.gz"), ("HTML", "numpy.v1.html.gz")] {

@@ -1336,38 +1336,74 @@ impl JsonIndex {
         let text = std::str::from_utf8(body).map_err(|e| PypiError::NotUtf8 {
             valid_up_to: e.valid_up_to(),
         })?;
-        let get = |s: Span| s.get(text).ok_or_else(mismatch);
-        let mut out = Vec::with_capacity(self.files.len());
-        for f in &self.files {
-            let url = Span::new(f.url.start as usize + 1, f.url.end as usize - 1);
-            let version = match f.version {
-                NO_VERSION => None,
-                v => Some(get(self
-                    .spellings
-                    .get(v as usize)
-                    .ok_or_else(mismatch)?
-                    .span)?),
-            };
-            out.push(IndexedFile {
-                filename: get(f.filename)?,
-                url: get(url)?,
-                version,
-                sha256: match f.hashes.get(text) {
+        let get = |s: Span| s.get(text);
+        self.files.iter().map(|f| self.entry(f, &get)).collect()
+    }
+
+    /// The file listed last under `filename` (as in a filename → file map built from
+    /// [`JsonIndex::files`]), found by comparing the filename spans: no map, no
+    /// validation of the whole body, a few microseconds for thousands of files.
+    pub fn file<'b>(
+        &self,
+        body: &'b [u8],
+        filename: &str,
+    ) -> Result<Option<IndexedFile<'b>>, PypiError> {
+        if body.len() != self.body_len {
+            return Err(mismatch());
+        }
+        let want = filename.as_bytes();
+        let Some(f) = self
+            .files
+            .iter()
+            .rev()
+            .find(|f| body.get(f.filename.range()) == Some(want))
+        else {
+            return Ok(None);
+        };
+        // Spans of an index lie on character boundaries of the body it was built from.
+        let get = |s: Span| {
+            if s.is_some() {
+                body.get(s.range())
+                    .and_then(|b| std::str::from_utf8(b).ok())
+            } else {
+                None
+            }
+        };
+        self.entry(f, &get).map(Some)
+    }
+
+    /// One file's entry, its spans read through `get` (`None`: absent).
+    fn entry<'b>(
+        &self,
+        f: &FileRec,
+        get: &dyn Fn(Span) -> Option<&'b str>,
+    ) -> Result<IndexedFile<'b>, PypiError> {
+        let present = |s: Span| get(s).ok_or_else(mismatch);
+        let url = Span::new(f.url.start as usize + 1, f.url.end as usize - 1);
+        let version = match f.version {
+            NO_VERSION => None,
+            v => Some(present(
+                self.spellings.get(v as usize).ok_or_else(mismatch)?.span,
+            )?),
+        };
+        Ok(IndexedFile {
+            filename: present(f.filename)?,
+            url: present(url)?,
+            version,
+            sha256: match get(f.hashes) {
+                Some(obj) => sha256_of(obj)?,
+                None => None,
+            },
+            core_metadata: if f.flags & METADATA != 0 {
+                Some(match get(f.metadata) {
                     Some(obj) => sha256_of(obj)?,
                     None => None,
-                },
-                core_metadata: if f.flags & METADATA != 0 {
-                    Some(match f.metadata.get(text) {
-                        Some(obj) => sha256_of(obj)?,
-                        None => None,
-                    })
-                } else {
-                    None
-                },
-                size: (f.flags & SIZE != 0).then_some(f.size),
-            });
-        }
-        Ok(out)
+                })
+            } else {
+                None
+            },
+            size: (f.flags & SIZE != 0).then_some(f.size),
+        })
     }
 
     /// Per-version facts; equal to `parse_project_page(..)?.facts()`.

@@ -138,6 +138,21 @@ fn agree(project: &str, url: &str, body: &[u8], renders: bool) -> bool {
         );
         assert_eq!(got.size, want.size);
     }
+    // One file by name: the last one listed under it, as a filename → file map keeps.
+    for want in &page.files {
+        let last = files.iter().rfind(|f| f.filename == want.filename);
+        assert_eq!(
+            idx.file(body, &want.filename).unwrap().as_ref(),
+            last,
+            "{}",
+            want.filename
+        );
+    }
+    assert_eq!(idx.file(body, "not-listed-1.0.tar.gz").unwrap(), None);
+    assert!(
+        idx.file(&body[1..], "x").is_err(),
+        "another body is refused"
+    );
     if renders {
         for (name, keep) in PATTERNS {
             for file_url in URLS {

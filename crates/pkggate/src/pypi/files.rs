@@ -86,7 +86,7 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         Ok(None) => return not_found(),
         Err(r) => return r,
     };
-    let Some(meta) = page.files().get(&target.filename) else {
+    let Some(meta) = page.file(&target.filename) else {
         return not_found_because(format!(
             "{} is not listed in the index of {}",
             target.filename, target.project

@@ -218,6 +218,17 @@ impl CachedPage {
         })
     }
 
+    /// What the file gate needs of the file listed (last) as `filename`: looked up in the
+    /// index when the page has one (no map to build), else in [`CachedPage::files`].
+    pub fn file(&self, filename: &str) -> Option<FileMeta> {
+        if let Some(index) = &self.index
+            && let Ok(found) = index.file(&self.body, filename)
+        {
+            return found.map(file_meta);
+        }
+        self.files().get(filename).cloned()
+    }
+
     /// Hand over the files of the parse of this page's body.
     pub(crate) fn set_files(&self, files: Vec<FileEntry>) {
         if self.files.get().is_none() {
@@ -481,19 +492,23 @@ fn info_from_facts(facts: &ProjectFacts, file_count: usize) -> ProjectInfo {
     info
 }
 
+/// What the file gate needs of one indexed file.
+fn file_meta(f: pkggate_formats::pypi::IndexedFile<'_>) -> FileMeta {
+    let lower = |h: std::borrow::Cow<'_, str>| h.to_ascii_lowercase();
+    FileMeta {
+        url: f.url.to_string(),
+        version: f.version.map(str::to_string),
+        sha256: f.sha256.map(lower),
+        core_metadata: f.core_metadata.map(|h| h.map(lower)),
+        size: f.size,
+    }
+}
+
 /// The file map of an indexed page.
 fn indexed_file_map(files: Vec<pkggate_formats::pypi::IndexedFile<'_>>) -> FileMap {
-    let lower = |h: std::borrow::Cow<'_, str>| h.to_ascii_lowercase();
     let mut map = FileMap::with_capacity(files.len());
     for f in files {
-        let meta = FileMeta {
-            url: f.url.to_string(),
-            version: f.version.map(str::to_string),
-            sha256: f.sha256.map(lower),
-            core_metadata: f.core_metadata.map(|h| h.map(lower)),
-            size: f.size,
-        };
-        map.insert(f.filename.to_string(), meta);
+        map.insert(f.filename.to_string(), file_meta(f));
     }
     map
 }
@@ -1151,13 +1166,8 @@ async fn serve_page(
     if let Some(p) = fresh_parsed {
         let (page, files) = (page.clone(), p.files);
         tokio::spawn(async move { page.set_files(files) });
-    } else if fresh.is_some() {
-        // Indexed, not parsed: the file map is read from the index after the response.
-        let page = page.clone();
-        tokio::spawn(async move {
-            page.files();
-        });
     }
+    // Indexed, not parsed: no file map at all, [`CachedPage::file`] reads the index.
     let mut r = Response::new(Body::from(rendered.body.clone()));
     page_headers(&mut r, format.content_type(), &etag, max_age);
     if let Ok(v) = HeaderValue::from_str(&rendered.blocked_versions.to_string()) {
@@ -1429,7 +1439,17 @@ mod tests {
         scanner.advance(PAGE.as_bytes());
         let index = scanner.finish(PAGE.as_bytes()).map(Arc::new);
         assert!(index.is_some(), "the scanner takes the test page");
-        check(page_with(None, index).files());
+        let indexed = page_with(None, index);
+        check(indexed.files());
+        // One file at a time, from the index or from the map: the same answers.
+        for p in [&indexed, &page(None)] {
+            let one: FileMap = ["demo-1.0-py3-none-any.whl", "demo-1.1.tar.gz"]
+                .into_iter()
+                .map(|f| (f.to_string(), p.file(f).expect(f)))
+                .collect();
+            check(&one);
+            assert!(p.file("demo-9.9.tar.gz").is_none());
+        }
         // Versions and publish facts do not wait for the file map.
         let p = page(None);
         assert_eq!(p.info.file_count, 2);

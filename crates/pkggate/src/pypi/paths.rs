@@ -212,6 +212,43 @@ fn plain_relative(rest: &str, filename: &str) -> bool {
     }
 }
 
+/// Bytes a plain relative path keeps as they are: printable ASCII except `%` and `\`
+/// (decoding), `?` and `#` (a query or fragment: such URLs are signed instead).
+const PLAIN_REST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = !matches!(b as u8, b'%' | b'\\' | b'?' | b'#');
+        b += 1;
+    }
+    t
+};
+
+/// Whether an upstream file URL below the files base (`rest`, relative to it) is served
+/// under `/files/<project>/<rest>` instead of a signed `~u` path: no query or fragment, not
+/// starting with `~u/`, and [`plain_relative`]. Every file of every rendered page comes
+/// here, so the common case (only [`PLAIN_REST`] bytes) is decided in one pass over the
+/// bytes; anything else takes the general checks.
+fn stays_plain(rest: &str, filename: &str) -> bool {
+    let b = rest.as_bytes();
+    let mut seg = 0;
+    let mut ok = true;
+    for (i, &c) in b.iter().enumerate() {
+        if !PLAIN_REST[usize::from(c)] {
+            return !rest.bytes().any(|c| c == b'?' || c == b'#')
+                && !rest.starts_with("~u/")
+                && plain_relative(rest, filename);
+        }
+        if c == b'/' {
+            ok &= !matches!(&b[seg..i], b"" | b"." | b"..");
+            seg = i + 1;
+        }
+    }
+    ok && !matches!(&b[seg..], b"" | b"." | b"..")
+        && &b[seg..] == filename.as_bytes()
+        && !rest.starts_with("~u/")
+}
+
 fn under_base<'u>(base: &Url, url: &'u str) -> Option<&'u str> {
     let b = base.as_str();
     url.strip_prefix(b)
@@ -250,9 +287,7 @@ impl FileUrls {
 
     fn push_path(&self, out: &mut String, project: &str, upstream: &str, filename: &str) {
         if let Some(rest) = under_base(&self.files_base, upstream)
-            && !rest.bytes().any(|c| c == b'?' || c == b'#')
-            && !rest.starts_with("~u/")
-            && plain_relative(rest, filename)
+            && stays_plain(rest, filename)
         {
             out.push_str("/files/");
             out.push_str(project);
@@ -448,6 +483,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn one_pass_plain_check_agrees_with_the_general_checks(
+            segs in proptest::collection::vec("([a-z0-9._~+-]|%2[eEfF]|%41|\\?|#|\\\\|\\.|\\.\\.|\\x01|\\x7f|é|~u){0,6}", 1..5),
+            same_name in proptest::bool::ANY,
+        ) {
+            let rest = segs.join("/");
+            let filename = if same_name { segs.last().unwrap().clone() } else { "x-1.0.tar.gz".to_string() };
+            let general = !rest.bytes().any(|c| c == b'?' || c == b'#')
+                && !rest.starts_with("~u/")
+                && plain_relative(&rest, &filename);
+            proptest::prop_assert_eq!(stays_plain(&rest, &filename), general, "{:?} / {:?}", rest, filename);
+        }
+
         #[test]
         fn fast_segment_check_agrees_with_decoding_every_segment(
             segs in proptest::collection::vec("([a-z0-9._~+-]|%2[eEfF]|%5[cC]|%41|%ZZ|\\\\|\\.|\\.\\.|\\x01){0,6}", 1..5),
