@@ -12,14 +12,16 @@
 //!   (first, cold call each; `cargo test -p pkggate-formats --release pypi::perf_tests --
 //!   --ignored --nocapture` gives best-of-15 timings of the same steps);
 //! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
-//!   pkggate, empty caches) and warm (cached), as medians and ratios;
+//!   pkggate, empty caches) and warm (cached), in rounds that interleave direct and pkggate
+//!   fetches, as medians and ratios;
 //! * the 40 MB root index streamed through pkggate, with peak RSS growth;
 //! * a 1 GiB file streamed directly, through pkggate (sha256 verified) and through pkggate
 //!   with verification off, interleaved three times (medians), with peak RSS growth, and
 //!   sha256 over memory on one core: on a machine whose cores the client, the fake and
 //!   pkggate share, the last two show what the extra hop and the hashing each cost.
 //!
-//! `PKGGATE_BENCH_FILE_MB` changes the file size (default 1024).
+//! `PKGGATE_BENCH_FILE_MB` changes the file size (default 1024); `PYPI_BENCH_COLD_ONLY=N`
+//! runs only N cold requests of the numpy JSON page (for a profiler).
 
 use axum::Router;
 use axum::body::Body;
@@ -275,6 +277,9 @@ async fn fetch(c: &reqwest::Client, url: &str, accept: &str) -> (Duration, usize
     (t.elapsed(), n)
 }
 
+/// Rounds of the page comparison (each: a new pkggate, one cold fetch).
+const COLD_ROUNDS: usize = 15;
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -318,20 +323,28 @@ async fn main() {
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
     {
-        let accept = "application/vnd.pypi.simple.v1+json";
-        let mut times = Vec::new();
+        let accept = std::env::var("PYPI_BENCH_ACCEPT")
+            .unwrap_or_else(|_| "application/vnd.pypi.simple.v1+json".into());
+        let direct_url = format!("http://{simple}/simple/numpy/");
+        let (mut times, mut warm, mut direct) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..n {
             let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
-            fetch(&c, &format!("{base}/simple/big-pkg/"), accept).await;
-            times.push(fetch(&c, &format!("{base}/simple/numpy/"), accept).await.0);
+            fetch(&c, &format!("{base}/simple/big-pkg/"), &accept).await;
+            times.push(fetch(&c, &format!("{base}/simple/numpy/"), &accept).await.0);
+            for _ in 0..3 {
+                warm.push(fetch(&c, &format!("{base}/simple/numpy/"), &accept).await.0);
+                direct.push(fetch(&c, &direct_url, &accept).await.0);
+            }
             running.stop().await.unwrap();
         }
         times.sort();
         println!(
-            "{n} cold requests of numpy (JSON): min {:.2} ms, median {:.2} ms, max {:.2} ms",
+            "{n} cold requests of numpy ({accept}): min {:.2} ms, median {:.2} ms, max {:.2} ms | warm median {:.2} ms | direct median {:.2} ms",
             ms(times[0]),
             ms(times[times.len() / 2]),
-            ms(times[times.len() - 1])
+            ms(times[times.len() - 1]),
+            ms(median(warm)),
+            ms(median(direct)),
         );
         return;
     }
@@ -418,34 +431,35 @@ async fn main() {
         ("JSON", "application/vnd.pypi.simple.v1+json"),
         ("HTML", "text/html"),
     ] {
+        // Rounds of: a new pkggate, direct fetches, the cold fetch, warm fetches, so that
+        // direct and pkggate see the same machine load.
         let direct_url = format!("http://{simple}/simple/numpy/");
         let mut direct = Vec::new();
         let mut direct_len = 0;
-        for _ in 0..50 {
-            let (d, n) = fetch(&c, &direct_url, accept).await;
-            direct.push(d);
-            direct_len = n;
-        }
-        let direct = median(direct);
         let mut cold = Vec::new();
         let mut warm = Vec::new();
         let mut out_len = 0;
-        for _ in 0..5 {
+        for _ in 0..COLD_ROUNDS {
             let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
             let url = format!("{base}/simple/numpy/");
             // Warm the process (connection pool, intelligence), not the numpy caches.
             fetch(&c, &format!("{base}/simple/big-pkg/"), accept).await;
+            for _ in 0..4 {
+                let (d, n) = fetch(&c, &direct_url, accept).await;
+                direct.push(d);
+                direct_len = n;
+            }
             let (d, n) = fetch(&c, &url, accept).await;
             cold.push(d);
             out_len = n;
-            for _ in 0..20 {
+            for _ in 0..8 {
                 warm.push(fetch(&c, &url, accept).await.0);
             }
             running.stop().await.unwrap();
         }
-        let (cold, warm) = (median(cold), median(warm));
+        let (direct, cold, warm) = (median(direct), median(cold), median(warm));
         println!(
-            "numpy {label}: upstream {direct_len} B, served {out_len} B | direct {:.2} ms | cold {:.2} ms ({:.2}x) | warm {:.2} ms ({:.2}x)",
+            "numpy {label} ({COLD_ROUNDS} rounds): upstream {direct_len} B, served {out_len} B | direct {:.2} ms | cold {:.2} ms ({:.2}x) | warm {:.2} ms ({:.2}x)",
             ms(direct),
             ms(cold),
             cold.as_secs_f64() / direct.as_secs_f64(),
