@@ -81,6 +81,20 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         ));
     }
     let ctx = context(&req);
+    // A project blocked outright is refused before upstream hears of it (an internal name
+    // must never reach a public index, and a removed project would only give 404).
+    if let Some(r) = super::refused_outright(
+        &state,
+        &shared,
+        &target.project,
+        parsed.version.as_deref(),
+        &ctx,
+        RequestKind::File,
+    )
+    .await
+    {
+        return r;
+    }
     let page = match shared.project_page(&state, &target.project).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_found(),

@@ -902,6 +902,50 @@ fn page_headers(r: &mut Response, content_type: &str, etag: &str, max_age: u64) 
     }
 }
 
+/// Blocked outright (denylist, internal namespace, an advisory covering every version):
+/// the refusal, decided and audited without asking upstream — which may not even have the
+/// project any more, and must never learn an internal name. `version`: the one asked for,
+/// when the request names one (decided and reported as that version). `None`: ask upstream.
+pub(crate) async fn refused_outright(
+    state: &AppState,
+    shared: &Shared,
+    project: &str,
+    version: Option<&str>,
+    ctx: &RequestContext,
+    kind: RequestKind,
+) -> Option<Response> {
+    let set = root::block_set(state, shared).await;
+    if !root::blocked_outright(
+        &state.policy.current(),
+        &set.catch_all,
+        project,
+        (state.gate.clock)(),
+    ) {
+        return None;
+    }
+    let input = VersionInput {
+        version: version.unwrap_or_default().to_string(),
+        published_unix: None,
+        repository_url: Fact::Unknown,
+        lifecycle_scripts: Fact::Absent,
+    };
+    match state
+        .gate
+        .decide_one(Ecosystem::PyPI, project, &input, &ctx.info(kind))
+        .await
+    {
+        Ok((d, _)) if d.is_blocked() => Some(blocked_response(
+            Ecosystem::PyPI,
+            project,
+            version.filter(|v| !v.is_empty()),
+            &d,
+            &ctx.request_id,
+        )),
+        Ok(_) => None,
+        Err(e) => Some(e.response()),
+    }
+}
+
 /// `GET|HEAD /simple/<project>/`.
 async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Response {
     if npm_owned(&req, "/simple") {
@@ -932,37 +976,17 @@ async fn serve_project(state: AppState, shared: Arc<Shared>, req: Request) -> Re
         )
     });
     let ctx = context(&req);
-    // Blocked outright (denylist, internal namespace, an advisory covering every version):
-    // refused without asking upstream (which may not even have it any more).
-    let set = root::block_set(&state, &shared).await;
-    if root::blocked_outright(
-        &state.policy.current(),
-        &set.catch_all,
+    if let Some(r) = refused_outright(
+        &state,
+        &shared,
         &project,
-        (state.gate.clock)(),
-    ) {
-        let input = VersionInput {
-            version: String::new(),
-            published_unix: None,
-            repository_url: Fact::Unknown,
-            lifecycle_scripts: Fact::Absent,
-        };
-        match state
-            .gate
-            .decide_one(
-                Ecosystem::PyPI,
-                &project,
-                &input,
-                &ctx.info(RequestKind::SimpleIndex),
-            )
-            .await
-        {
-            Ok((d, _)) if d.is_blocked() => {
-                return blocked_response(Ecosystem::PyPI, &project, None, &d, &ctx.request_id);
-            }
-            Ok(_) => {}
-            Err(e) => return e.response(),
-        }
+        None,
+        &ctx,
+        RequestKind::SimpleIndex,
+    )
+    .await
+    {
+        return r;
     }
     // One cold request per project does the work; concurrent ones wait for it, then take
     // the cached page and rendering (deciding and auditing for themselves).
@@ -1243,6 +1267,18 @@ async fn serve_legacy(state: AppState, shared: Arc<Shared>, req: Request) -> Res
         return redirect(&loc);
     }
     let ctx = context(&req);
+    if let Some(r) = refused_outright(
+        &state,
+        &shared,
+        &project,
+        version.as_deref(),
+        &ctx,
+        RequestKind::LegacyJson,
+    )
+    .await
+    {
+        return r;
+    }
     let url = match legacy_url(&state, &project, version.as_deref()) {
         Ok(u) => u,
         Err(e) => return bad_request(format!("cannot build the upstream URL: {e}")),

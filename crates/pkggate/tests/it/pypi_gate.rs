@@ -507,6 +507,80 @@ async fn projects_blocked_outright_are_refused_and_leave_the_root() {
     gate.running.stop().await.unwrap();
 }
 
+/// Every PyPI gate refuses a project blocked outright before upstream hears its name:
+/// file downloads (a lockfile install never fetched the index) and the legacy JSON API too.
+#[tokio::test]
+async fn blocked_outright_projects_never_reach_upstream_at_any_gate() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (fake, gate) = setup("denylist: [demo-pkg]\ninternal_namespaces: ['corp-*']\n").await;
+    let upstream = |f: &FakePypi| {
+        (
+            f.counters.simple.load(SeqCst),
+            f.counters.legacy.load(SeqCst),
+            f.counters.files.load(SeqCst),
+        )
+    };
+    let before = upstream(&fake);
+    for (path, rule, kind, version) in [
+        (
+            "/files/corp-secret/packages/corp_secret-1.0-py3-none-any.whl",
+            "internal_namespace",
+            "file",
+            "1.0",
+        ),
+        (
+            "/files/corp-secret/packages/corp_secret-1.0-py3-none-any.whl.metadata",
+            "internal_namespace",
+            "file",
+            "1.0",
+        ),
+        (
+            "/pypi/corp-secret/json",
+            "internal_namespace",
+            "legacy_json",
+            "",
+        ),
+        (
+            "/pypi/demo-pkg/1.0.0/json",
+            "denylist",
+            "legacy_json",
+            "1.0.0",
+        ),
+        (
+            "/files/demo-pkg/packages/demo_pkg-1.0.0.tar.gz",
+            "denylist",
+            "file",
+            "1.0.0",
+        ),
+        (
+            "/files/evil-pkg/packages/evil_pkg-1.0-py3-none-any.whl",
+            "block_malicious",
+            "file",
+            "1.0",
+        ),
+    ] {
+        let r = get(&gate.url(path), None).await;
+        assert_eq!(r.status(), 403, "{path}");
+        assert_eq!(
+            header(&r, "cache-control").as_deref(),
+            Some("no-store"),
+            "{path}"
+        );
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["package"], path.split('/').nth(2).unwrap(), "{path}");
+        assert_eq!(upstream(&fake), before, "upstream asked for {path}");
+        let events = gate.audit.take();
+        assert!(
+            events.iter().any(|e| e.action == "block"
+                && e.rule == rule
+                && e.request_kind == kind
+                && e.version == version),
+            "{path}: {events:?}"
+        );
+    }
+    gate.running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn recorded_root_is_streamed_and_filtered() {
     let fake = FakePypi::start().await;
