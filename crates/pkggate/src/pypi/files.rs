@@ -2,12 +2,15 @@
 //!
 //! Order of work, nothing reaches upstream's file host before the decision:
 //! 1. the path is parsed and checked ([`super::paths`]): hostile paths are 400;
-//! 2. the filename must belong to the project (a wheel's name part normalises to it; other
-//!    files start with a prefix that does) — 400 otherwise;
-//! 3. the project's index page (cached per project, fetched once when missing) must list the
-//!    filename at exactly the requested upstream URL — 404 otherwise. It gives the sha256,
-//!    the size and the version's publish time (earliest `upload-time`): the same facts as
-//!    the index gate, so lockfile installs that never fetched the index meet the same rules;
+//! 2. a project blocked outright is refused (403) before upstream hears of it;
+//! 3. the project's index page (cached per project, fetched once when missing, asked again
+//!    once when a page older than a second does not list the file as asked or lists it
+//!    without a sha256) must list the filename at exactly the requested upstream URL — else
+//!    400 for a filename that cannot belong to the project (a wheel's name part normalises
+//!    to it; other files start with a prefix that does), 404 otherwise. A listed file is
+//!    served whatever its name: the index is the authority. The page gives the sha256, the
+//!    size and the version's publish time (earliest `upload-time`): the same facts as the
+//!    index gate, so lockfile installs that never fetched the index meet the same rules;
 //! 4. the gate decides (project, version) → 403 with the SPEC §2.3 body when blocked;
 //! 5. the file streams from upstream with back-pressure, no size cap. With
 //!    `PKGGATE_PYPI_VERIFY_INTEGRITY` the sha256 (of the file, or of `.metadata` from
@@ -22,8 +25,8 @@
 //! `Range` is not supported and `Accept-Ranges` is never advertised (full 200 answers).
 
 use super::{
-    Shared, bad_request, bad_upstream, context, not_found_because, page_inputs, upstream_status,
-    version_key,
+    FileMeta, Shared, bad_request, bad_upstream, context, not_found_because, page_inputs,
+    upstream_status, version_key,
 };
 use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response};
@@ -37,6 +40,10 @@ use pkggate_formats::ecosystem::pep503_normalize;
 use pkggate_formats::pypi::{FileKind, parse_filename};
 use pkggate_policy::Fact;
 use std::sync::Arc;
+
+/// A cached page that does not list a requested file as asked (or lists it without a
+/// sha256) is asked for again once it is this old.
+const FILE_REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether `filename` can belong to `project` (see the module doc).
 pub fn belongs_to(project: &str, filename: &str, kind: FileKind, version: Option<&str>) -> bool {
@@ -69,17 +76,6 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         Err(e) => return bad_request(e),
     };
     let parsed = parse_filename(&target.project, &target.filename);
-    if !belongs_to(
-        &target.project,
-        &target.filename,
-        parsed.kind,
-        parsed.version.as_deref(),
-    ) {
-        return bad_request(format!(
-            "{} is not a file of project {}",
-            target.filename, target.project
-        ));
-    }
     let ctx = context(&req);
     // A project blocked outright is refused before upstream hears of it (an internal name
     // must never reach a public index, and a removed project would only give 404).
@@ -95,12 +91,59 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
     {
         return r;
     }
-    let page = match shared.project_page(&state, &target.project).await {
+    let mut page = match shared.project_page(&state, &target.project).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_found(),
         Err(r) => return r,
     };
-    let Some(meta) = page.file(&target.filename) else {
+    let mut meta = page.file(&target.filename);
+    // Not listed (as asked), or listed without a sha256, in a page cached a while ago: the
+    // page may predate the file (a release since, a lockfile made elsewhere), so upstream is
+    // asked once more — at most once per project per `FILE_REFETCH_AFTER` (revalidated
+    // with its ETag), however many such requests arrive.
+    let incomplete = |m: &Option<FileMeta>| {
+        m.as_ref()
+            .is_none_or(|m| m.sha256.is_none() || m.url != target.upstream.as_str())
+    };
+    if incomplete(&meta) && page.fetched.elapsed() >= FILE_REFETCH_AFTER {
+        // One request asks; concurrent ones wait for it and take its page.
+        let cold = match shared
+            .cold_guard_within(&state, &target.project, FILE_REFETCH_AFTER)
+            .await
+        {
+            Ok(g) => g,
+            Err(r) => return r,
+        };
+        page = match shared
+            .project_page_within(&state, &target.project, FILE_REFETCH_AFTER)
+            .await
+        {
+            Ok(Some(p)) => p,
+            Ok(None) => return not_found(),
+            Err(r) => {
+                if let Some(g) = cold
+                    && r.status().is_server_error()
+                {
+                    g.failed(r.status());
+                }
+                return r;
+            }
+        };
+        drop(cold);
+        meta = page.file(&target.filename);
+    }
+    let Some(meta) = meta else {
+        if !belongs_to(
+            &target.project,
+            &target.filename,
+            parsed.kind,
+            parsed.version.as_deref(),
+        ) {
+            return bad_request(format!(
+                "{} is not a file of project {}",
+                target.filename, target.project
+            ));
+        }
         return not_found_because(format!(
             "{} is not listed in the index of {}",
             target.filename, target.project

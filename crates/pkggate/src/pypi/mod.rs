@@ -58,7 +58,7 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use url::Url;
 
 pub use paths::{FileUrls, UrlSigner};
@@ -583,7 +583,19 @@ impl Shared {
         state: &AppState,
         project: &str,
     ) -> Result<Option<ColdGuard>, Response> {
-        let max_age = state.config.metadata_max_age;
+        self.cold_guard_within(state, project, state.config.metadata_max_age)
+            .await
+    }
+
+    /// [`Shared::cold_guard`] for a page that counts as fresh only while younger than
+    /// `max_age` (and the configured `max-age`).
+    pub(crate) async fn cold_guard_within(
+        self: &Arc<Self>,
+        state: &AppState,
+        project: &str,
+        max_age: Duration,
+    ) -> Result<Option<ColdGuard>, Response> {
+        let max_age = max_age.min(state.config.metadata_max_age);
         if lock(&self.pages)
             .get(project)
             .is_some_and(|c| c.fetched.elapsed() < max_age)
@@ -638,7 +650,19 @@ impl Shared {
         state: &AppState,
         project: &str,
     ) -> Result<Option<Arc<CachedPage>>, Response> {
-        match self.fetch_page(state, project).await? {
+        self.project_page_within(state, project, state.config.metadata_max_age)
+            .await
+    }
+
+    /// [`Shared::project_page`], taking a cached page only when it is younger than
+    /// `max_age` (and younger than the configured `max-age`).
+    pub async fn project_page_within(
+        &self,
+        state: &AppState,
+        project: &str,
+        max_age: Duration,
+    ) -> Result<Option<Arc<CachedPage>>, Response> {
+        match self.fetch_page_within(state, project, max_age).await? {
             PageFetch::Cached(c) => Ok(Some(c)),
             PageFetch::NotFound => Ok(None),
             PageFetch::Fresh(mut f) => {
@@ -661,7 +685,17 @@ impl Shared {
         state: &AppState,
         project: &str,
     ) -> Result<PageFetch, Response> {
-        let max_age = state.config.metadata_max_age;
+        self.fetch_page_within(state, project, state.config.metadata_max_age)
+            .await
+    }
+
+    async fn fetch_page_within(
+        &self,
+        state: &AppState,
+        project: &str,
+        max_age: Duration,
+    ) -> Result<PageFetch, Response> {
+        let max_age = max_age.min(state.config.metadata_max_age);
         let cached = lock(&self.pages).get(project).cloned();
         let fresh = cached
             .as_ref()

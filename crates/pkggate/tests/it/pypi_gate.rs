@@ -581,6 +581,82 @@ async fn blocked_outright_projects_never_reach_upstream_at_any_gate() {
     gate.running.stop().await.unwrap();
 }
 
+/// The upstream path of `project`'s file `filename`, relative to the files base.
+fn upstream_rest(fake: &FakePypi, project: &str, filename: &str) -> String {
+    let page: Value = serde_json::from_str(&fake.json_page(project).unwrap()).unwrap();
+    page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["filename"] == filename)
+        .and_then(|f| f["url"].as_str())
+        .and_then(|u| u.strip_prefix(&fake.files_base()))
+        .unwrap_or_else(|| panic!("{filename} not in {page}"))
+        .to_string()
+}
+
+/// A release after the page was cached (a lockfile made elsewhere names it) is served once
+/// pkggate asked upstream again — once, however often the file is asked for meanwhile.
+#[tokio::test]
+async fn a_file_released_after_the_page_was_cached_becomes_downloadable() {
+    let (fake, gate) = setup("{}").await;
+    json_page(&gate, "demo-pkg").await;
+    let mut files = fake.projects.lock().unwrap()["demo-pkg"].clone();
+    let new = FakeFile::wheel("demo-pkg", "3.0.0", days_ago(30));
+    let want = new.body.clone();
+    files.push(new);
+    fake.add("demo-pkg", files);
+    let rest = upstream_rest(&fake, "demo-pkg", "demo_pkg-3.0.0-py3-none-any.whl");
+    let url = gate.url(&format!("/files/demo-pkg/{rest}"));
+    let before = fake.simple_requests();
+    let mut asked = 0;
+    let got = crate::support::eventually(
+        "the new release to be served",
+        std::time::Duration::from_secs(10),
+        async || {
+            asked += 1;
+            let r = get(&url, None).await;
+            match r.status().as_u16() {
+                200 => Some(r.bytes().await.unwrap()),
+                404 => None,
+                s => panic!("{url}: {s}"),
+            }
+        },
+    )
+    .await;
+    assert_eq!(got, want);
+    assert_eq!(
+        fake.simple_requests(),
+        before + 1,
+        "one new upstream page request for {asked} file requests"
+    );
+    gate.running.stop().await.unwrap();
+}
+
+/// The index is the authority: a file a page lists is served whatever its name (pkggate
+/// handed its URL out), while an unlisted file of another project's name stays 400.
+#[tokio::test]
+async fn listed_files_are_served_whatever_their_name() {
+    let fake = FakePypi::start().await;
+    standard_projects(&fake);
+    fake.add(
+        "renamed-pkg",
+        vec![FakeFile::wheel("old-name", "1.0.0", days_ago(100))],
+    );
+    let gate = start_gate(&fake, "{}", standard_records(), &[]).await;
+    let v = json_page(&gate, "renamed-pkg").await;
+    assert_eq!(v["files"][0]["filename"], "old_name-1.0.0-py3-none-any.whl");
+    let r = get(v["files"][0]["url"].as_str().unwrap(), None).await;
+    assert_eq!(r.status(), 200);
+    let r = get(
+        &gate.url("/files/renamed-pkg/packages/x/other_name-1.0.0-py3-none-any.whl"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    gate.running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn recorded_root_is_streamed_and_filtered() {
     let fake = FakePypi::start().await;
