@@ -33,6 +33,10 @@ pub struct ProjectFacts {
     pub versions: Vec<VersionFacts>,
     /// Files whose version could not be derived from the filename.
     pub unknown_version_files: usize,
+    /// The latest valid upload time among those files. They are decided together (as one
+    /// pseudo-version) and each may be a different release, so the youngest stands for all:
+    /// a minimum-age rule holds them back while any of them is too young.
+    pub unknown_version_latest_upload: Option<UploadTime>,
     index: HashMap<String, usize>,
 }
 
@@ -73,6 +77,19 @@ impl ProjectFacts {
     ) {
         let Some(i) = slot else {
             self.unknown_version_files += 1;
+            if let Some((t, r)) = upload {
+                let later = self
+                    .unknown_version_latest_upload
+                    .as_ref()
+                    .is_none_or(|l| t > (l.unix_seconds, l.nanos));
+                if later && let Some(raw) = raw(r) {
+                    self.unknown_version_latest_upload = Some(UploadTime {
+                        raw,
+                        unix_seconds: t.0,
+                        nanos: t.1,
+                    });
+                }
+            }
             return;
         };
         let Some(f) = self.versions.get_mut(i) else {
@@ -117,5 +134,33 @@ impl ProjectFacts {
         let i = self.versions.len() - 1;
         self.index.insert(key, i);
         i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProjectFacts;
+
+    #[test]
+    fn files_of_unknown_version_count_and_keep_their_latest_upload() {
+        let mut f = ProjectFacts::default();
+        for upload in [
+            Some("2021-03-01T00:00:00Z"),
+            Some("2022-01-01T00:00:00.5Z"),
+            Some("not a time"),
+            None,
+            Some("2020-01-01T00:00:00Z"),
+        ] {
+            f.add_file(None, false, upload);
+        }
+        f.add_file(Some("1.0"), false, Some("2023-01-01T00:00:00Z"));
+        assert_eq!(f.unknown_version_files, 5);
+        let latest = f.unknown_version_latest_upload.as_ref().unwrap();
+        assert_eq!(latest.raw, "2022-01-01T00:00:00.5Z");
+        assert_eq!(latest.nanos, 500_000_000);
+        assert_eq!(f.get("1.0").unwrap().files, 1);
+        let mut none = ProjectFacts::default();
+        none.add_file(None, false, Some("bad"));
+        assert_eq!(none.unknown_version_latest_upload, None);
     }
 }

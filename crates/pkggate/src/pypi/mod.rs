@@ -168,6 +168,9 @@ pub struct ProjectInfo {
     /// Version key → publish time.
     pub published: HashMap<String, Option<i64>>,
     pub unknown_version_files: bool,
+    /// The publish time of the files of unknown version (decided as one pseudo-version):
+    /// the latest upload among them.
+    pub unknown_version_published: Option<i64>,
     pub file_count: usize,
 }
 
@@ -481,6 +484,10 @@ fn project_info(page: &pkggate_formats::pypi::ProjectPage<'_>) -> ProjectInfo {
 fn info_from_facts(facts: &ProjectFacts, file_count: usize) -> ProjectInfo {
     let mut info = ProjectInfo {
         unknown_version_files: facts.unknown_version_files > 0,
+        unknown_version_published: facts
+            .unknown_version_latest_upload
+            .as_ref()
+            .map(|u| u.unix_seconds),
         file_count,
         ..Default::default()
     };
@@ -895,7 +902,7 @@ pub(crate) fn page_inputs(info: &ProjectInfo, repo: &Fact<String>) -> Vec<Versio
     if info.unknown_version_files {
         inputs.push(VersionInput {
             version: String::new(),
-            published_unix: None,
+            published_unix: info.unknown_version_published,
             repository_url: repo.clone(),
             lifecycle_scripts: Fact::Absent,
         });

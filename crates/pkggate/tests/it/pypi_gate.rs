@@ -476,6 +476,59 @@ async fn min_age_uses_upload_time_at_both_gates() {
     gate.running.stop().await.unwrap();
 }
 
+/// Files whose version cannot be derived are decided as one pseudo-version whose publish
+/// time is their latest upload: a minimum-age rule holds them back at both gates while one
+/// of them is too young.
+#[tokio::test]
+async fn min_age_applies_to_files_of_unknown_version() {
+    let fake = FakePypi::start().await;
+    standard_projects(&fake);
+    let odd = |p: &str, age: i64, tag: &str| {
+        FakeFile::wheel(p, "0.1.0", days_ago(age)).named(&format!("{p}-{tag}.rpm"))
+    };
+    fake.add("odd-pkg", vec![odd("odd-pkg", 100, "nightly")]);
+    fake.add(
+        "odd-young-pkg",
+        vec![
+            FakeFile::wheel("odd-young-pkg", "1.0.0", days_ago(100)),
+            odd("odd-young-pkg", 100, "old"),
+            odd("odd-young-pkg", 1, "new"),
+        ],
+    );
+    let gate = start_gate(
+        &fake,
+        "ecosystems:\n  PyPI:\n    min_package_age_days: 7\n",
+        standard_records(),
+        &[],
+    )
+    .await;
+    // Old enough: listed and served.
+    let v = json_page(&gate, "odd-pkg").await;
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    let r = get(v["files"][0]["url"].as_str().unwrap(), None).await;
+    assert_eq!(r.status(), 200);
+    // One of them uploaded yesterday: both leave the page, the known version stays …
+    let v = json_page(&gate, "odd-young-pkg").await;
+    let names: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["odd_young_pkg-1.0.0-py3-none-any.whl"]);
+    // … and the file gate refuses them before the file host is asked.
+    for tag in ["new", "old"] {
+        let rest = upstream_rest(&fake, "odd-young-pkg", &format!("odd-young-pkg-{tag}.rpm"));
+        let before = fake.file_requests();
+        let r = get(&gate.url(&format!("/files/odd-young-pkg/{rest}")), None).await;
+        assert_eq!(r.status(), 403, "{tag}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["rule"], "min_package_age_days", "{tag}");
+        assert_eq!(fake.file_requests(), before, "{tag}");
+    }
+    gate.running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn projects_blocked_outright_are_refused_and_leave_the_root() {
     let (fake, gate) = setup("denylist: [demo-pkg]\n").await;
