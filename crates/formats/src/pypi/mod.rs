@@ -82,7 +82,8 @@
 //!   `dropped_malformed()` — streaming; `blocked` gets PEP 503 names (from href and text);
 //!   removed links take their `<br/>` and line break with them; everything else
 //!   byte-identical; at most 64 KiB held back (oversized elements are dropped).
-//! * `filter_root_json(body: &[u8], blocked) -> Result<(String, usize), PypiError>`.
+//! * `filter_root_json(body: &[u8], blocked) -> Result<(String, usize), PypiError>`;
+//!   `root_json_to_html` (same arguments) writes the result as PEP 503 HTML.
 //!
 //! **Legacy JSON** ([`legacy`]):
 //! * `parse_legacy_json<'a>(project, body: &'a [u8], page_url) -> Result<LegacyDoc<'a>, _>`;
@@ -124,7 +125,7 @@ pub use page::{
     ApiVersion, FileEntry, ProjectPage, RenderedPage, Rewrite, SourceFormat, Yanked,
     parse_project_html, parse_project_json, parse_project_page,
 };
-pub use root::{RootFilter, filter_root_json};
+pub use root::{RootFilter, filter_root_json, root_json_to_html};
 pub use scan::{IndexedFile, JsonIndex, JsonPageScanner};
 pub use time::UploadTime;
 

@@ -13,10 +13,11 @@
 //! up to and including its `</a>`; so is an unterminated element at the end of the input.
 //! Both are counted in [`RootFilter::dropped_malformed`].
 //!
-//! [`filter_root_json`] does the same for the PEP 691 JSON root without building a value tree.
+//! [`filter_root_json`] does the same for the PEP 691 JSON root without building a value tree;
+//! [`root_json_to_html`] writes the filtered JSON root as PEP 503 HTML.
 
 use super::PypiError;
-use super::html::{find_byte, find_end_tag, parse_attrs, unescape};
+use super::html::{escape_into, find_byte, find_end_tag, parse_attrs, unescape};
 use super::json_util::{self, Entries, brief, push_json_str};
 use crate::ecosystem::pep503_normalize;
 
@@ -350,16 +351,7 @@ pub fn filter_root_json(
     let text = std::str::from_utf8(body).map_err(|e| PypiError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let top = Entries::parse(text).map_err(|e| PypiError::Json(e.to_string()))?;
-    if let Some(meta) = top.get("meta") {
-        let meta =
-            Entries::parse(meta.get()).map_err(|e| PypiError::Shape(format!("`meta`: {e}")))?;
-        if let Some(v) = meta.get("api-version") {
-            let s: String = serde_json::from_str(v.get())
-                .map_err(|_| PypiError::BadApiVersion(brief(v.get())))?;
-            super::ApiVersion::parse(&s)?;
-        }
-    }
+    let top = root_members(text)?;
     let mut out = String::with_capacity(text.len());
     let mut removed = 0;
     out.push('{');
@@ -373,33 +365,90 @@ pub fn filter_root_json(
             out.push_str(raw.get());
             continue;
         }
-        let items =
-            json_util::array(raw).map_err(|e| PypiError::Shape(format!("`projects`: {e}")))?;
         out.push('[');
         let mut first = true;
-        for item in items {
-            #[derive(serde::Deserialize)]
-            struct P<'s> {
-                #[serde(borrow)]
-                name: std::borrow::Cow<'s, str>,
-            }
-            let p: P = serde_json::from_str(item.get()).map_err(|e| {
-                PypiError::Shape(format!("`projects` entry {}: {e}", brief(item.get())))
-            })?;
-            if blocked(&pep503_normalize(&p.name)) {
-                removed += 1;
-                continue;
-            }
+        removed += each_project(raw, &blocked, |item, _| {
             if !first {
                 out.push(',');
             }
             first = false;
-            out.push_str(item.get());
-        }
+            out.push_str(item);
+        })?;
         out.push(']');
     }
     out.push('}');
     Ok((out, removed))
+}
+
+/// The PEP 691 JSON root as a PEP 503 HTML root (for clients that take only HTML from an
+/// upstream that answers only JSON): one `<a href="<normalised name>/">name</a>` line per
+/// project not blocked, hrefs relative to the root. Returns the page and the number removed.
+pub fn root_json_to_html(
+    body: &[u8],
+    blocked: impl Fn(&str) -> bool,
+) -> Result<(String, usize), PypiError> {
+    let text = std::str::from_utf8(body).map_err(|e| PypiError::NotUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    let top = root_members(text)?;
+    let mut out = String::with_capacity(text.len());
+    out.push_str(
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">\n    <title>Simple index</title>\n  </head>\n  <body>\n",
+    );
+    let mut removed = 0;
+    if let Some(raw) = top.get("projects") {
+        removed = each_project(raw, &blocked, |_, name| {
+            out.push_str("    <a href=\"");
+            escape_into(&mut out, &pep503_normalize(name));
+            out.push_str("/\">");
+            escape_into(&mut out, name);
+            out.push_str("</a>\n");
+        })?;
+    }
+    out.push_str("  </body>\n</html>\n");
+    Ok((out, removed))
+}
+
+/// The members of a JSON root, its `meta.api-version` checked.
+fn root_members(text: &str) -> Result<Entries<'_>, PypiError> {
+    let top = Entries::parse(text).map_err(|e| PypiError::Json(e.to_string()))?;
+    if let Some(meta) = top.get("meta") {
+        let meta =
+            Entries::parse(meta.get()).map_err(|e| PypiError::Shape(format!("`meta`: {e}")))?;
+        if let Some(v) = meta.get("api-version") {
+            let s: String = serde_json::from_str(v.get())
+                .map_err(|_| PypiError::BadApiVersion(brief(v.get())))?;
+            super::ApiVersion::parse(&s)?;
+        }
+    }
+    Ok(top)
+}
+
+/// Calls `keep(raw entry, name)` for every entry of a `projects` array whose normalised
+/// name is not blocked; returns how many were.
+fn each_project(
+    raw: &serde_json::value::RawValue,
+    blocked: &impl Fn(&str) -> bool,
+    mut keep: impl FnMut(&str, &str),
+) -> Result<usize, PypiError> {
+    let items = json_util::array(raw).map_err(|e| PypiError::Shape(format!("`projects`: {e}")))?;
+    let mut removed = 0;
+    for item in items {
+        #[derive(serde::Deserialize)]
+        struct P<'s> {
+            #[serde(borrow)]
+            name: std::borrow::Cow<'s, str>,
+        }
+        let p: P = serde_json::from_str(item.get()).map_err(|e| {
+            PypiError::Shape(format!("`projects` entry {}: {e}", brief(item.get())))
+        })?;
+        if blocked(&pep503_normalize(&p.name)) {
+            removed += 1;
+            continue;
+        }
+        keep(item.get(), &p.name);
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -563,6 +612,39 @@ mod tests {
         );
         assert!(filter_root_json(br#"{"projects":[{"nom":"x"}]}"#, |_| false).is_err());
         assert!(filter_root_json(b"[", |_| false).is_err());
+    }
+
+    #[test]
+    fn json_root_as_html() {
+        let body = br#"{"meta": {"api-version": "1.1"}, "projects": [{"name": "Foo_Bar"}, {"name": "requests"}, {"name": "a<b&\"c"}]}"#;
+        let (out, removed) = root_json_to_html(body, |n| n == "foo-bar").unwrap();
+        assert_eq!(removed, 1);
+        assert!(out.starts_with("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">"), "{out}");
+        let links: Vec<&str> = out.lines().filter(|l| l.contains("<a ")).collect();
+        assert_eq!(
+            links,
+            [
+                r#"    <a href="requests/">requests</a>"#,
+                r#"    <a href="a&lt;b&amp;&quot;c/">a&lt;b&amp;&quot;c</a>"#,
+            ]
+        );
+        // The HTML filter reads the names back (and can remove them in turn).
+        let mut f = RootFilter::new();
+        let mut again = Vec::new();
+        f.push(out.as_bytes(), &mut again, |n: &str| n == "requests");
+        f.finish(&mut again, |n: &str| n == "requests");
+        assert_eq!(f.removed(), 1);
+        assert!(!String::from_utf8_lossy(&again).contains("requests"));
+        assert!(
+            root_json_to_html(br#"{"meta":{"api-version":"2.0"},"projects":[]}"#, |_| {
+                false
+            })
+            .is_err()
+        );
+        assert!(root_json_to_html(br#"{"projects":[{"nom":"x"}]}"#, |_| false).is_err());
+        let (empty, _) =
+            root_json_to_html(br#"{"meta":{"api-version":"1.0"}}"#, |_| false).unwrap();
+        assert!(!empty.contains("<a "), "{empty}");
     }
 
     proptest! {

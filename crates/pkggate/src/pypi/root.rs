@@ -11,8 +11,10 @@
 //! cost is one hash lookup and [`Policy::lists_may_name`]; the policy is evaluated only for
 //! names that have a catch-all finding or that a list names.
 //!
-//! Upstream is asked for HTML (streamable). If it answers JSON anyway, the JSON root is
-//! buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`) and filtered with `filter_root_json`.
+//! Upstream is asked for HTML (streamable). If it answers JSON anyway (an upstream that
+//! serves only PEP 691 JSON), the JSON root is buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`),
+//! filtered and answered in the representation the client asked for: JSON as is
+//! (`filter_root_json`), HTML written from it (`root_json_to_html`).
 
 use super::{Shared, context, lock, upstream_status};
 use crate::server::AppState;
@@ -23,7 +25,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use pkggate_formats::Ecosystem;
-use pkggate_formats::pypi::{RootFilter, SimpleFormat, filter_root_json, negotiate};
+use pkggate_formats::pypi::{
+    RootFilter, SimpleFormat, filter_root_json, negotiate, root_json_to_html,
+};
 use pkggate_policy::{Action, Fact, Finding, IntelStatus, Policy, VersionFacts};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -169,10 +173,16 @@ pub async fn serve_root(state: AppState, shared: Arc<Shared>, req: Request) -> R
             }
             body.extend_from_slice(&chunk);
         }
-        return match filter_root_json(&body, blocked) {
+        // Answered in the representation the client asked for.
+        let out = if format.is_html() {
+            root_json_to_html(&body, blocked)
+        } else {
+            filter_root_json(&body, blocked)
+        };
+        return match out {
             Ok((out, _removed)) => {
                 let mut r = Response::new(Body::from(out));
-                set_headers(&mut r, SimpleFormat::Json.content_type(), &max_age);
+                set_headers(&mut r, format.content_type(), &max_age);
                 r
             }
             Err(e) => super::bad_upstream(url.as_str(), e),

@@ -470,6 +470,18 @@ async fn root_page(State(f): State<FakePypi>, uri: Uri, headers: HeaderMap) -> R
         Some(b) => resp(StatusCode::OK, "text/html", b),
         None => {
             let names: Vec<String> = f.projects.lock().unwrap().keys().cloned().collect();
+            if matches!(*f.mode.lock().unwrap(), Mode::JsonOnly) {
+                let projects: Vec<_> = names
+                    .iter()
+                    .map(|n| serde_json::json!({"name": n}))
+                    .collect();
+                let doc = serde_json::json!({"meta": {"api-version": "1.1"}, "projects": projects});
+                return resp(
+                    StatusCode::OK,
+                    "application/vnd.pypi.simple.v1+json",
+                    doc.to_string(),
+                );
+            }
             let mut out = String::from("<!DOCTYPE html><html><body>\n");
             for n in names {
                 out.push_str(&format!("<a href=\"/simple/{n}/\">{n}</a><br/>\n"));

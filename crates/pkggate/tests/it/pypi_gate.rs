@@ -710,6 +710,40 @@ async fn listed_files_are_served_whatever_their_name() {
     gate.running.stop().await.unwrap();
 }
 
+/// An upstream that serves only PEP 691 JSON: the root is filtered and answered in the
+/// representation each client asked for.
+#[tokio::test]
+async fn a_json_only_upstream_root_is_answered_as_each_client_asks() {
+    let (fake, gate) = setup("denylist: [demo-pkg]\n").await;
+    fake.set_mode(Mode::JsonOnly);
+    let r = get(&gate.url("/simple/"), Some("text/html")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type").as_deref(), Some("text/html"));
+    assert_eq!(header(&r, "vary").as_deref(), Some("Accept"));
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(r#"<a href="young-pkg/">young-pkg</a>"#),
+        "{html}"
+    );
+    assert!(!html.contains("demo-pkg"), "{html}");
+    assert!(!html.contains("evil-pkg"), "{html}");
+    let r = get(&gate.url("/simple/"), Some(PIP_ACCEPT)).await;
+    assert_eq!(header(&r, "content-type").as_deref(), Some(JSON_CT));
+    let v: Value = r.json().await.unwrap();
+    let names: Vec<&str> = v["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"young-pkg"), "{names:?}");
+    assert!(
+        !names.contains(&"demo-pkg") && !names.contains(&"evil-pkg"),
+        "{names:?}"
+    );
+    gate.running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn recorded_root_is_streamed_and_filtered() {
     let fake = FakePypi::start().await;
