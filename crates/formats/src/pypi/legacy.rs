@@ -11,8 +11,9 @@
 //!   versions with a kept file count). **Only `info.version` is changed**: the other `info`
 //!   fields (`summary`, `requires_dist`, `requires_python`, `release_url`, `yanked`, …)
 //!   still describe upstream's latest release, because they cannot be recomputed from this
-//!   document. `urls` then lists the kept files of the new version. When nothing remains,
-//!   `info.version` is `null` and `urls` is empty.
+//!   document; `info` is marked with [`INFO_MARK`] naming that release. `urls` then lists the
+//!   kept files of the new version. When nothing remains, `info.version` is `null` and `urls`
+//!   is empty.
 //! * the per-version document has no `releases`: its `urls` are filtered, and
 //!   [`LegacyRendered::upstream_version_removed`] tells the caller to answer 404 when the
 //!   version itself is refused.
@@ -24,6 +25,10 @@
 
 use super::PypiError;
 use super::facts::ProjectFacts;
+
+/// Added to `info` when its `version` was retargeted: the upstream release the other `info`
+/// fields still describe.
+pub const INFO_MARK: &str = "pkggate_fields_describe_version";
 use super::filename::parse_filename;
 use super::json_util::{self, Entries, brief, is_null, json_str, push_json_str, splice};
 use super::page::{
@@ -434,18 +439,24 @@ impl<'a> LegacyDoc<'a> {
             match k.as_str() {
                 "info" if !upstream_kept => {
                     let version_json = info_version.as_deref().map_or("null".to_string(), json_str);
+                    // The mark: which release the other fields describe.
+                    let from_json = self.info_version.as_deref().map(json_str);
                     json_util::push_object(
                         &mut out,
-                        self.info.iter().map(|(ik, iv)| {
-                            (
-                                ik.as_str(),
-                                if ik == "version" {
-                                    version_json.as_str()
-                                } else {
-                                    iv.get()
-                                },
-                            )
-                        }),
+                        self.info
+                            .iter()
+                            .filter(|(ik, _)| ik != INFO_MARK)
+                            .map(|(ik, iv)| {
+                                (
+                                    ik.as_str(),
+                                    if ik == "version" {
+                                        version_json.as_str()
+                                    } else {
+                                        iv.get()
+                                    },
+                                )
+                            })
+                            .chain(from_json.as_deref().map(|f| (INFO_MARK, f))),
                     );
                 }
                 "releases" if self.releases.is_some() => {
@@ -659,6 +670,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(v["info"]["version"], "1.0.0");
         assert_eq!(v["info"]["requires_dist"][0], "x>=1");
+        assert_eq!(
+            v["info"][INFO_MARK], "2.0.0",
+            "marked: the fields describe 2.0.0"
+        );
         let releases = v["releases"].as_object().unwrap();
         assert!(!releases.contains_key("2.0.0"));
         assert!(releases.contains_key("0.9"));
