@@ -214,6 +214,25 @@ async fn pip_like(name: &str, uv: bool) {
         assert!(env.metadata_fetched(), "{name} did not fetch .metadata");
     }
 
+    // A wheel listed without core-metadata: the client reads the wheel itself (uv probes
+    // with HEAD / ranges first; pkggate advertises no ranges and answers in full).
+    let mut bare = FakeFile::wheel("bare-pkg", "1.0.0", days_ago(100));
+    bare.metadata = None;
+    env.fake.add("bare-pkg", vec![bare]);
+    let before = env.fake.file_requests();
+    let (r, t) = env.install(&cmd, uv, &["bare-pkg"]).await;
+    assert!(r.ok, "{name}: {}", r.out);
+    assert_eq!(
+        installed(&t, "bare-pkg").as_deref(),
+        Some("1.0.0"),
+        "{}",
+        r.out
+    );
+    assert!(
+        env.fake.file_requests() > before,
+        "{name}: the wheel came through pkggate"
+    );
+
     // Pinned to the blocked version: no such version through the index …
     let (r, _) = env.install(&cmd, uv, &["demo-pkg==2.0.0"]).await;
     assert!(!r.ok, "{name}: {}", r.out);
