@@ -16,6 +16,7 @@ mod npm_gate;
 mod policy_cli;
 mod policy_reload;
 mod policy_why;
+mod pypi_conformance;
 mod pypi_e2e;
 mod pypi_fake;
 mod pypi_gate;

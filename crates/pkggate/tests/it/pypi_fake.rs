@@ -243,6 +243,8 @@ pub struct Counters {
     pub files: AtomicU64,
     pub legacy: AtomicU64,
     pub root: AtomicU64,
+    /// Requests answered with a redirect from [`FakePypi::redirect`].
+    pub redirects: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -257,6 +259,8 @@ pub struct FakePypi {
     /// (path, request headers) of every request.
     pub seen: Arc<Mutex<Vec<(String, HeaderMap)>>>,
     pub root_body: Arc<Mutex<Option<Bytes>>>,
+    /// Request path → (status, `Location`): answered instead of the page or file.
+    pub redirects: Arc<Mutex<HashMap<String, (StatusCode, String)>>>,
 }
 
 impl FakePypi {
@@ -306,6 +310,32 @@ impl FakePypi {
             .insert(project.into(), (ct.into(), Bytes::from(body)));
     }
 
+    /// Answer requests for `path` (on either host) with `status` and `Location: location`.
+    /// The pages and files are also served under `/moved/…` (same routes, same counters),
+    /// a same-origin target for such a redirect.
+    pub fn redirect(&self, path: &str, status: u16, location: &str) {
+        self.redirects.lock().unwrap().insert(
+            path.into(),
+            (StatusCode::from_u16(status).unwrap(), location.into()),
+        );
+    }
+
+    pub fn redirect_requests(&self) -> u64 {
+        self.counters.redirects.load(Ordering::SeqCst)
+    }
+
+    fn redirected(&self, uri: &Uri) -> Option<Response> {
+        let (status, location) = self.redirects.lock().unwrap().get(uri.path()).cloned()?;
+        self.counters.redirects.fetch_add(1, Ordering::SeqCst);
+        Some(
+            Response::builder()
+                .status(status)
+                .header(header::LOCATION, location)
+                .body(Body::empty())
+                .unwrap(),
+        )
+    }
+
     pub fn set_raw(&self, project: &str, content_type: &str, body: &str) {
         self.raw.lock().unwrap().insert(
             project.into(),
@@ -313,7 +343,8 @@ impl FakePypi {
         );
     }
 
-    fn file_url(&self, f: &FakeFile) -> String {
+    /// The upstream URL this fake lists for `f` (absolute, or relative to the page).
+    pub fn file_url(&self, f: &FakeFile) -> String {
         if f.relative {
             format!("../../rel/{}", f.filename)
         } else {
@@ -420,6 +451,7 @@ impl FakePypi {
             counters: Default::default(),
             seen: Default::default(),
             root_body: Default::default(),
+            redirects: Default::default(),
         };
         let simple = Router::new()
             .route("/simple/", get(root_page))
@@ -427,10 +459,15 @@ impl FakePypi {
             .route("/pypi/{project}/json", get(legacy_page))
             .route("/pypi/{project}/{version}/json", get(legacy_version))
             .route("/rel/{file}", get(serve_file_route))
+            .route("/moved/simple/{project}/", get(project_page))
+            .route("/moved/pypi/{project}/json", get(legacy_page))
+            .route("/moved/rel/{file}", get(serve_file_route))
             .with_state(fake.clone());
         let files = Router::new()
             .route("/packages/{hash}/{file}", get(serve_file_hashed))
             .route("/gen/{size}/{file}", get(serve_generated))
+            .route("/gen-flip/{size}/{file}", get(serve_generated_flipped))
+            .route("/moved/packages/{hash}/{file}", get(serve_file_hashed))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(simple_l, simple).await.unwrap() });
         tokio::spawn(async move { axum::serve(files_l, files).await.unwrap() });
@@ -499,6 +536,9 @@ async fn project_page(
     headers: HeaderMap,
 ) -> Response {
     f.record(&uri, &headers);
+    if let Some(r) = f.redirected(&uri) {
+        return r;
+    }
     f.counters.simple.fetch_add(1, Ordering::SeqCst);
     if let Some((ct, body)) = f.raw.lock().unwrap().get(&project).cloned() {
         return resp(StatusCode::OK, &ct, body);
@@ -569,6 +609,9 @@ async fn legacy_page(
     headers: HeaderMap,
 ) -> Response {
     f.record(&uri, &headers);
+    if let Some(r) = f.redirected(&uri) {
+        return r;
+    }
     f.counters.legacy.fetch_add(1, Ordering::SeqCst);
     match legacy_doc(&f, &project, None) {
         Some(d) => resp(StatusCode::OK, "application/json", d),
@@ -632,6 +675,9 @@ async fn serve_file_hashed(
     headers: HeaderMap,
 ) -> Response {
     f.record(&uri, &headers);
+    if let Some(r) = f.redirected(&uri) {
+        return r;
+    }
     serve_fake(&f, &file, &method)
 }
 
@@ -648,20 +694,33 @@ async fn serve_file_route(
 
 /// `size` bytes generated on the fly (never stored): a repeating 64 KiB block.
 pub fn generated_body(size: u64) -> Body {
+    generated_body_flipped(size, None)
+}
+
+/// [`generated_body`] with the byte at offset `flip` inverted (same length, other digest).
+pub fn generated_body_flipped(size: u64, flip: Option<u64>) -> Body {
+    const BLOCK: u64 = 65536;
     let block = Bytes::from(
-        (0..65536u32)
+        (0..BLOCK as u32)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
             .collect::<Vec<u8>>(),
     );
-    let chunks = size / block.len() as u64;
-    let rest = (size % block.len() as u64) as usize;
+    let chunks = size / BLOCK;
+    let rest = (size % BLOCK) as usize;
+    let flip_chunk = move |i: u64, b: Bytes| match flip {
+        Some(at) if at / BLOCK == i => {
+            let mut v = b.to_vec();
+            v[(at % BLOCK) as usize] ^= 0xff;
+            Bytes::from(v)
+        }
+        _ => b,
+    };
     let s = futures_util::stream::iter(
         (0..chunks)
-            .map(move |_| block.clone())
-            .chain((rest > 0).then(|| Bytes::from(vec![7u8; rest])))
+            .map(move |i| flip_chunk(i, block.clone()))
+            .chain((rest > 0).then(|| flip_chunk(chunks, Bytes::from(vec![7u8; rest]))))
             .map(Ok::<_, std::io::Error>),
     );
-    let _ = &s;
     Body::from_stream(s)
 }
 
@@ -692,6 +751,28 @@ async fn serve_generated(
             Body::empty()
         } else {
             generated_body(size)
+        },
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, size.to_string().parse().unwrap());
+    r
+}
+
+/// `/gen-flip/{size}/{file}`: [`generated_body`] with its middle byte inverted, so it has
+/// the length but not the sha256 of `/gen/{size}/…` (a tampered file of the same size).
+async fn serve_generated_flipped(
+    State(f): State<FakePypi>,
+    Path((size, _file)): Path<(u64, String)>,
+    method: Method,
+) -> Response {
+    f.counters.files.fetch_add(1, Ordering::SeqCst);
+    let mut r = resp(
+        StatusCode::OK,
+        "application/octet-stream",
+        if method == Method::HEAD {
+            Body::empty()
+        } else {
+            generated_body_flipped(size, Some(size / 2))
         },
     );
     r.headers_mut()
