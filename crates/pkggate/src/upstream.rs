@@ -15,8 +15,11 @@ use reqwest::Url;
 use serde_json::json;
 use std::time::Duration;
 
+/// Redirects followed per request (within the configured origins) before giving up.
+pub const MAX_REDIRECTS: u32 = 5;
+
 /// What went wrong talking to an upstream.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream {url} timed out: {message}")]
     Timeout { url: String, message: String },
@@ -26,6 +29,10 @@ pub enum UpstreamError {
     TooLarge { url: String, limit: u64 },
     #[error("upstream {url} redirected to {location}, outside the configured upstreams")]
     Redirect { url: String, location: String },
+    #[error("upstream {url} redirected more than {MAX_REDIRECTS} times (the last to {location})")]
+    TooManyRedirects { url: String, location: String },
+    #[error("upstream {url} redirected to an invalid location {location:?}")]
+    BadRedirect { url: String, location: String },
     #[error("upstream {url} failed: {message}")]
     Other { url: String, message: String },
 }
@@ -189,13 +196,19 @@ impl Upstream {
                 .to_string();
             let next = current
                 .join(&location)
-                .map_err(|_| UpstreamError::Redirect {
+                .map_err(|_| UpstreamError::BadRedirect {
                     url: url.to_string(),
-                    location: location.clone(),
+                    location: location.chars().take(200).collect(),
                 })?;
-            hops += 1;
-            if hops > 5 || !self.allowed.contains(&next.origin()) {
+            if !self.allowed.contains(&next.origin()) {
                 return Err(UpstreamError::Redirect {
+                    url: url.to_string(),
+                    location: next.to_string(),
+                });
+            }
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(UpstreamError::TooManyRedirects {
                     url: url.to_string(),
                     location: next.to_string(),
                 });

@@ -815,28 +815,7 @@ fn valid_until(revs: &Revs, inputs: &[VersionInput], decisions: &[Decision]) -> 
 /// Errors are shared between the waiters of a flight; each gets its own copy.
 pub(crate) fn clone_error(e: &MetaError) -> MetaError {
     match e {
-        MetaError::Upstream(u) => MetaError::Upstream(match u {
-            UpstreamError::Timeout { url, message } => UpstreamError::Timeout {
-                url: url.clone(),
-                message: message.clone(),
-            },
-            UpstreamError::Connect { url, message } => UpstreamError::Connect {
-                url: url.clone(),
-                message: message.clone(),
-            },
-            UpstreamError::TooLarge { url, limit } => UpstreamError::TooLarge {
-                url: url.clone(),
-                limit: *limit,
-            },
-            UpstreamError::Redirect { url, location } => UpstreamError::Redirect {
-                url: url.clone(),
-                location: location.clone(),
-            },
-            UpstreamError::Other { url, message } => UpstreamError::Other {
-                url: url.clone(),
-                message: message.clone(),
-            },
-        }),
+        MetaError::Upstream(u) => MetaError::Upstream(u.clone()),
         MetaError::UpstreamStatus { status, url } => MetaError::UpstreamStatus {
             status: *status,
             url: url.clone(),
