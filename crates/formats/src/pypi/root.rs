@@ -40,6 +40,9 @@ pub struct RootFilter {
     state: State,
     removed: usize,
     dropped_malformed: usize,
+    /// Upstream forms of the root's own URL (see [`RootFilter::rewriting`]).
+    prefixes: Vec<String>,
+    rewritten: usize,
 }
 
 impl Default for RootFilter {
@@ -55,7 +58,24 @@ impl RootFilter {
             state: State::Normal,
             removed: 0,
             dropped_malformed: 0,
+            prefixes: Vec::new(),
+            rewritten: 0,
         }
+    }
+
+    /// Also rewrite the `href` of every kept link that starts with one of `prefixes` (the
+    /// upstream root's own URL: absolute, and root-relative when its path is not the
+    /// proxy's): the prefix is cut, leaving an href relative to the root, so the link
+    /// leads to the proxy's page of the project instead of upstream's. Compared on the raw
+    /// attribute text; empty prefixes are ignored.
+    pub fn rewriting(mut self, prefixes: Vec<String>) -> RootFilter {
+        self.prefixes = prefixes.into_iter().filter(|p| !p.is_empty()).collect();
+        self
+    }
+
+    /// Links whose `href` was rewritten.
+    pub fn rewritten(&self) -> usize {
+        self.rewritten
     }
 
     /// Feed a chunk; filtered bytes are appended to `out`.
@@ -160,6 +180,10 @@ impl RootFilter {
                             if element_blocked(element, blocked) {
                                 self.removed += 1;
                                 self.state = State::AfterDrop;
+                            } else if let Some((start, cut)) = self.rewrite_at(element) {
+                                self.rewritten += 1;
+                                out.extend_from_slice(&element[..start]);
+                                out.extend_from_slice(&element[start + cut..]);
                             } else {
                                 out.extend_from_slice(element);
                             }
@@ -182,6 +206,76 @@ impl RootFilter {
         }
         self.buf = buf;
         self.buf.drain(..pos.min(self.buf.len()));
+    }
+}
+
+impl RootFilter {
+    /// Where a kept element's `href` value starts and how many of its bytes (a prefix) go.
+    fn rewrite_at(&self, element: &[u8]) -> Option<(usize, usize)> {
+        if self.prefixes.is_empty() {
+            return None;
+        }
+        let (start, end) = href_span(element)?;
+        let value = &element[start..end];
+        let cut = self
+            .prefixes
+            .iter()
+            .find(|p| value.len() > p.len() && value.starts_with(p.as_bytes()))?
+            .len();
+        Some((start, cut))
+    }
+}
+
+/// The raw value span of the `href` attribute of an `<a …>` element (without quotes), found
+/// the way [`parse_attrs`] reads attributes (names case-insensitive, the first wins).
+fn href_span(element: &[u8]) -> Option<(usize, usize)> {
+    // PyPI's form first: `<a href="…">`.
+    if let Some(rest) = element.strip_prefix(b"<a href=\"") {
+        let q = rest.iter().position(|&b| b == b'"')?;
+        return Some((9, 9 + q));
+    }
+    let b = element;
+    let mut i = 2;
+    loop {
+        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'>' {
+            return None;
+        }
+        let name_start = i;
+        i += 1;
+        while i < b.len() && !matches!(b[i], b'/' | b'>' | b'=') && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let is_href = b[name_start..i].eq_ignore_ascii_case(b"href");
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'=' {
+            if is_href {
+                return None;
+            }
+            continue;
+        }
+        i += 1;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let (vstart, vend) = if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+            let end = find_byte(b, i + 1, b[i])?;
+            (i + 1, end)
+        } else {
+            let vstart = i;
+            while i < b.len() && b[i] != b'>' && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            (vstart, i)
+        };
+        if is_href {
+            return Some((vstart, vend));
+        }
+        i = vend + usize::from(vend < b.len() && matches!(b[vend], b'"' | b'\''));
     }
 }
 
@@ -487,6 +581,60 @@ mod tests {
         }
         assert!(same_normal_form("Foo__Bar", "foo.bar"));
         assert!(!same_normal_form("foo", "foo2"));
+    }
+
+    #[test]
+    fn links_to_the_upstream_root_become_relative() {
+        let page = concat!(
+            "<a href=\"https://up.example/repo/simple/foo/\">foo</a>\n",
+            "<a href=\"/repo/simple/bar/\">bar</a>\n",
+            "<a class=x HREF='https://up.example/repo/simple/Baz_Q/' data-y=\"1\">Baz_Q</a>\n",
+            "<a data-href=\"https://up.example/repo/simple/x/\" href=https://up.example/repo/simple/qux/>qux</a>\n",
+            "<a href=\"https://other.example/repo/simple/far/\">far</a>\n",
+            "<a href=\"near/\">near</a>\n",
+            "<a href=\"/simple/kept/\">kept</a>\n",
+            "<a href=\"https://up.example/repo/simple/\">self</a>\n",
+            "<a href=\"https://up.example/repo/simple/evil/\">evil</a>\n",
+        );
+        let want = concat!(
+            "<a href=\"foo/\">foo</a>\n",
+            "<a href=\"bar/\">bar</a>\n",
+            "<a class=x HREF='Baz_Q/' data-y=\"1\">Baz_Q</a>\n",
+            "<a data-href=\"https://up.example/repo/simple/x/\" href=qux/>qux</a>\n",
+            "<a href=\"https://other.example/repo/simple/far/\">far</a>\n",
+            "<a href=\"near/\">near</a>\n",
+            "<a href=\"/simple/kept/\">kept</a>\n",
+            "<a href=\"https://up.example/repo/simple/\">self</a>\n",
+        );
+        let prefixes = vec![
+            "https://up.example/repo/simple/".to_string(),
+            "/repo/simple/".to_string(),
+            String::new(),
+        ];
+        for chunk in [1, 3, 7, 10_000] {
+            let mut f = RootFilter::new().rewriting(prefixes.clone());
+            let mut out = Vec::new();
+            let blocked = |n: &str| n == "evil";
+            for c in page.as_bytes().chunks(chunk) {
+                f.push(c, &mut out, blocked);
+            }
+            f.finish(&mut out, blocked);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "chunk {chunk}");
+            assert_eq!((f.rewritten(), f.removed()), (4, 1));
+        }
+        // Without prefixes nothing is rewritten.
+        let (out, f) = run(page.as_bytes(), 5, &[]);
+        assert_eq!(out, page.as_bytes());
+        assert_eq!(f.rewritten(), 0);
+        for (e, span) in [
+            ("<a href=\"x\">", Some((9, 10))),
+            ("<a  href = 'x'>", Some((12, 13))),
+            ("<a href>", None),
+            ("<a title=\"a>b\" href=x>", Some((20, 21))),
+            ("<a title=\"unterminated>", None),
+        ] {
+            assert_eq!(href_span(e.as_bytes()), span, "{e}");
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! cost is one hash lookup and [`Policy::lists_may_name`]; the policy is evaluated only for
 //! names that have a catch-all finding or that a list names.
 //!
+//! Links to upstream's own root URL (absolute, or root-relative when upstream's path is not
+//! `/simple/`) are made relative to the root, so they lead to pkggate's project pages;
+//! PyPI's own `/simple/<name>/` links pass unchanged.
+//!
 //! Upstream is asked for HTML (streamable). If it answers JSON anyway (an upstream that
 //! serves only PEP 691 JSON), the JSON root is buffered (up to `PKGGATE_MAX_DOCUMENT_BYTES`),
 //! filtered and answered in the representation the client asked for: JSON as is
@@ -199,9 +203,15 @@ pub async fn serve_root(state: AppState, shared: Arc<Shared>, req: Request) -> R
         blocked: F,
         done: bool,
     }
+    // Links to upstream's own root (absolute, or root-relative under a path other than
+    // ours) are made relative, so they lead to pkggate's project pages.
+    let mut prefixes = vec![url.to_string()];
+    if url.path() != "/simple/" {
+        prefixes.push(url.path().to_string());
+    }
     let st = St {
         inner: resp.bytes_stream().boxed(),
-        filter: RootFilter::new(),
+        filter: RootFilter::new().rewriting(prefixes),
         blocked,
         done: false,
     };

@@ -744,6 +744,32 @@ async fn a_json_only_upstream_root_is_answered_as_each_client_asks() {
     gate.running.stop().await.unwrap();
 }
 
+/// A root whose links point at upstream's own root URL: they are made relative, so a client
+/// that follows them stays on pkggate (and blocked projects still leave).
+#[tokio::test]
+async fn root_links_to_the_upstream_root_stay_on_pkggate() {
+    let (fake, gate) = setup("denylist: [demo-pkg]\n").await;
+    let up = fake.simple_base();
+    *fake.root_body.lock().unwrap() = Some(bytes::Bytes::from(format!(
+        "<!DOCTYPE html><html><body>\n<a href=\"{up}young-pkg/\">young-pkg</a><br/>\n<a href=\"{up}demo-pkg/\">demo-pkg</a><br/>\n<a href=\"/simple/rel-pkg/\">rel-pkg</a><br/>\n</body></html>\n"
+    )));
+    let r = get(&gate.url("/simple/"), Some("text/html")).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(
+        body,
+        "<!DOCTYPE html><html><body>\n<a href=\"young-pkg/\">young-pkg</a><br/>\n<a href=\"/simple/rel-pkg/\">rel-pkg</a><br/>\n</body></html>\n"
+    );
+    // Followed from pkggate's root, the link is pkggate's page.
+    let link = url::Url::parse(&gate.url("/simple/"))
+        .unwrap()
+        .join("young-pkg/")
+        .unwrap();
+    assert_eq!(link.as_str(), gate.url("/simple/young-pkg/"));
+    assert_eq!(get(link.as_str(), Some(PIP_ACCEPT)).await.status(), 200);
+    gate.running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn recorded_root_is_streamed_and_filtered() {
     let fake = FakePypi::start().await;
