@@ -342,7 +342,9 @@ fn pytz_eggs_and_legacy_versions() {
     assert!(!names.iter().any(|n| n.starts_with("pytz-2005k")));
     assert!(names.contains("pytz-2005m.zip"));
     let out: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(out["meta"]["api-version"], "1.1");
+    // From HTML, which has no sizes: API 1.0 (1.1 requires `size` on every file).
+    assert_eq!(out["meta"]["api-version"], "1.0");
+    assert!(json_files(&r.body).iter().all(|f| f.get("size").is_none()));
     assert_eq!(out["name"], "pytz");
     let versions = out["versions"].as_array().unwrap();
     assert!(versions.contains(&Value::from("2004b.2")));
@@ -536,10 +538,10 @@ fn relative_and_hostile_urls() {
     );
     assert!(r.body.contains("data-gpg-sig=\"true\" data-yanked=\"\""));
     assert!(r.body.contains("#md5=abc\""));
-    // HTML → JSON: valid PEP 691 with both metadata keys.
+    // HTML → JSON: valid PEP 691 with both metadata keys (API 1.0: HTML has no sizes).
     let r = render(&page, SimpleFormat::Json, &|_| true);
     let out: Value = serde_json::from_str(&r.body).unwrap();
-    assert_eq!(out["meta"]["api-version"], "1.1");
+    assert_eq!(out["meta"]["api-version"], "1.0");
     let f0 = &out["files"][0];
     assert_eq!(f0["core-metadata"]["sha256"], "aa");
     assert_eq!(f0["dist-info-metadata"]["sha256"], "aa");
@@ -695,5 +697,35 @@ mod props {
                 prop_assert_eq!(a.size, b.size);
             }
         }
+    }
+}
+
+#[test]
+fn html_to_json_claims_api_1_1_only_with_every_size() {
+    let html = |size2: &str| {
+        format!(
+            "<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"></head><body>\
+             <a href=\"/f/x-1.0.tar.gz#sha256=00\" data-size=\"10\">x-1.0.tar.gz</a>\
+             <a href=\"/f/x-2.0.tar.gz#sha256=00\"{size2}>x-2.0.tar.gz</a></body></html>"
+        )
+    };
+    for (size2, keep2, want) in [
+        (" data-size=\"20\"", true, "1.1"),
+        ("", true, "1.0"),
+        // The unsized file is removed: every file left has its size.
+        ("", false, "1.1"),
+    ] {
+        let body = html(size2);
+        let page = parse_project_page(
+            "x",
+            body.as_bytes(),
+            Some(SimpleFormat::TextHtml),
+            &page_url("x"),
+        )
+        .unwrap();
+        let r = render(&page, SimpleFormat::Json, &|v| keep2 || v != "2.0");
+        let out: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(out["meta"]["api-version"], want, "{size2:?} {keep2}");
+        assert_eq!(out["files"][0]["size"], 10);
     }
 }

@@ -1164,8 +1164,18 @@ impl<'a> ProjectPage<'a> {
                 out.push('}');
             }
             RawPage::Html { .. } => {
+                // HTML carries no file sizes, which PEP 700 (API 1.1) makes mandatory in
+                // JSON: without them the page claims 1.0.
+                let sized = self.kept(plan).all(|(_, f)| f.size.is_some());
                 out.push_str("{\"meta\":{\"api-version\":");
-                push_json_str(&mut out, self.api_version.declared());
+                push_json_str(
+                    &mut out,
+                    if sized {
+                        self.api_version.declared()
+                    } else {
+                        "1.0"
+                    },
+                );
                 out.push_str("},\"name\":");
                 push_json_str(&mut out, &self.name);
                 out.push_str(",\"files\":[");
