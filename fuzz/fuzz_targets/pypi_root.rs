@@ -6,21 +6,38 @@
 //! (bodies up to `MAX_PENDING`); with nothing blocked and nothing malformed the output is the
 //! input byte for byte; the output never grows; filtering the output again with the same
 //! predicate removes nothing (no blocked link survives or is created by a removal); the same
-//! for the JSON root, whose output is valid JSON.
+//! for the JSON root, whose output is valid JSON. With links to the upstream root rewritten:
+//! the same removals, chunking-independent, no growth. The JSON root written as HTML reads
+//! back through the HTML filter without a malformed element.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pkggate_formats::pypi::root::MAX_PENDING;
-use pkggate_formats::pypi::{RootFilter, filter_root_json};
+use pkggate_formats::pypi::{RootFilter, filter_root_json, root_json_to_html};
 use pkggate_fuzz::{Rng, fnv, framed, pick};
 
+/// Upstream root forms whose links the rewriting filter makes relative.
+const PREFIXES: [&str; 2] = ["https://up.example/r/simple/", "/r/simple/"];
+
 fn run(chunks: &[&[u8]], blocked: &dyn Fn(&str) -> bool) -> (Vec<u8>, usize, usize) {
+    run_with(chunks, blocked, false).0
+}
+
+/// (output, removed, malformed), and the links rewritten.
+fn run_with(
+    chunks: &[&[u8]],
+    blocked: &dyn Fn(&str) -> bool,
+    rewrite: bool,
+) -> ((Vec<u8>, usize, usize), usize) {
     let mut f = RootFilter::new();
+    if rewrite {
+        f = f.rewriting(PREFIXES.iter().map(|p| p.to_string()).collect());
+    }
     let mut out = Vec::new();
     for c in chunks {
         f.push(c, &mut out, blocked);
     }
     f.finish(&mut out, blocked);
-    (out, f.removed(), f.dropped_malformed())
+    ((out, f.removed(), f.dropped_malformed()), f.rewritten())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -49,7 +66,21 @@ fuzz_target!(|data: &[u8]| {
             (String::from_utf8_lossy(&whole.0), whole.1, whole.2),
             "chunked ({max_chunk}) vs whole differ"
         );
+        // Rewriting links does not depend on chunking either.
+        let a = run_with(&chunks, &blocked, true);
+        let b = run_with(&[body], &blocked, true);
+        assert_eq!(a, b, "rewriting: chunked ({max_chunk}) vs whole differ");
     }
+
+    // Rewriting links to the upstream root removes and drops the same elements, never
+    // grows the output, and nothing of it is blocked when filtered again.
+    let (rw, rewritten) = run_with(&[body], &blocked, true);
+    assert_eq!((rw.1, rw.2), (whole.1, whole.2), "rewriting changed what was removed");
+    assert!(rw.0.len() <= whole.0.len(), "rewriting grew the output");
+    if rewritten == 0 {
+        assert_eq!(rw.0, whole.0, "nothing rewritten, yet the output differs");
+    }
+    assert_eq!(run(&[&rw.0], &blocked).1, 0, "a blocked link survived rewriting");
 
     let open = run(&[body], &never);
     assert_eq!(open.1, 0);
@@ -67,6 +98,15 @@ fuzz_target!(|data: &[u8]| {
         "a blocked link survived filtering:\n{}",
         String::from_utf8_lossy(&whole.0)
     );
+
+    // The JSON root written as HTML: the HTML filter reads back every link, malformed none,
+    // and finds nothing blocked.
+    if let Ok((html, removed)) = root_json_to_html(body, blocked) {
+        let back = run(&[html.as_bytes()], &blocked);
+        assert_eq!((back.1, back.2), (0, 0), "{html}");
+        let (_, removed_json) = filter_root_json(body, blocked).expect("the same root as JSON");
+        assert_eq!(removed, removed_json);
+    }
 
     if let Ok((json, removed)) = filter_root_json(body, blocked) {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&json) {

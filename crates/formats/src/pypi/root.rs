@@ -63,11 +63,12 @@ impl RootFilter {
         }
     }
 
-    /// Also rewrite the `href` of every kept link that starts with one of `prefixes` (the
-    /// upstream root's own URL: absolute, and root-relative when its path is not the
-    /// proxy's): the prefix is cut, leaving an href relative to the root, so the link
-    /// leads to the proxy's page of the project instead of upstream's. Compared on the raw
-    /// attribute text; empty prefixes are ignored.
+    /// Also rewrite the `href` of every kept link that is one of `prefixes` (the upstream
+    /// root's own URL: absolute, and root-relative when its path is not the proxy's)
+    /// followed by one plain path segment and an optional `/`: the prefix is cut, leaving
+    /// an href relative to the root, so the link leads to the proxy's page of the project
+    /// instead of upstream's. Compared on the raw attribute text; empty prefixes are
+    /// ignored; other links stay as they are.
     pub fn rewriting(mut self, prefixes: Vec<String>) -> RootFilter {
         self.prefixes = prefixes.into_iter().filter(|p| !p.is_empty()).collect();
         self
@@ -222,7 +223,19 @@ impl RootFilter {
             .iter()
             .find(|p| value.len() > p.len() && value.starts_with(p.as_bytes()))?
             .len();
-        Some((start, cut))
+        // Only a project link: one plain segment (and a slash) after the prefix. Then the
+        // link names the same project before and after, and the attribute reads the same
+        // way (an unquoted value cannot come to start with a quote).
+        let rest = &value[cut..];
+        let seg = rest.strip_suffix(b"/").unwrap_or(rest);
+        let plain = |b: &u8| {
+            b.is_ascii_graphic()
+                && !matches!(
+                    b,
+                    b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'&' | b'=' | b'`'
+                )
+        };
+        (!seg.is_empty() && seg.iter().all(plain)).then_some((start, cut))
     }
 }
 
@@ -476,7 +489,8 @@ pub fn filter_root_json(
 
 /// The PEP 691 JSON root as a PEP 503 HTML root (for clients that take only HTML from an
 /// upstream that answers only JSON): one `<a href="<normalised name>/">name</a>` line per
-/// project not blocked, hrefs relative to the root. Returns the page and the number removed.
+/// project not blocked, hrefs relative to the root; names that are not valid project names
+/// are left out. Returns the page and the number removed as blocked.
 pub fn root_json_to_html(
     body: &[u8],
     blocked: impl Fn(&str) -> bool,
@@ -492,6 +506,15 @@ pub fn root_json_to_html(
     let mut removed = 0;
     if let Some(raw) = top.get("projects") {
         removed = each_project(raw, &blocked, |_, name| {
+            // A link must lead to the project's page: a name that is not a valid project
+            // name (PEP 508: letters, digits, `-`, `_`, `.`) has none and is left out.
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return;
+            }
             out.push_str("    <a href=\"");
             escape_into(&mut out, &pep503_normalize(name));
             out.push_str("/\">");
@@ -595,6 +618,9 @@ mod tests {
             "<a href=\"/simple/kept/\">kept</a>\n",
             "<a href=\"https://up.example/repo/simple/\">self</a>\n",
             "<a href=\"https://up.example/repo/simple/evil/\">evil</a>\n",
+            "<a href=https://up.example/repo/simple/\"q/>q</a>\n",
+            "<a href=\"https://up.example/repo/simple/a/b/\">b</a>\n",
+            "<a href=\"https://up.example/repo/simple/?c\">c</a>\n",
         );
         let want = concat!(
             "<a href=\"foo/\">foo</a>\n",
@@ -605,6 +631,9 @@ mod tests {
             "<a href=\"near/\">near</a>\n",
             "<a href=\"/simple/kept/\">kept</a>\n",
             "<a href=\"https://up.example/repo/simple/\">self</a>\n",
+            "<a href=https://up.example/repo/simple/\"q/>q</a>\n",
+            "<a href=\"https://up.example/repo/simple/a/b/\">b</a>\n",
+            "<a href=\"https://up.example/repo/simple/?c\">c</a>\n",
         );
         let prefixes = vec![
             "https://up.example/repo/simple/".to_string(),
@@ -764,7 +793,7 @@ mod tests {
 
     #[test]
     fn json_root_as_html() {
-        let body = br#"{"meta": {"api-version": "1.1"}, "projects": [{"name": "Foo_Bar"}, {"name": "requests"}, {"name": "a<b&\"c"}]}"#;
+        let body = br#"{"meta": {"api-version": "1.1"}, "projects": [{"name": "Foo_Bar"}, {"name": "requests"}, {"name": "a<b&\"c"}, {"name": "x/y"}, {"name": ""}, {"name": "zope.Interface"}]}"#;
         let (out, removed) = root_json_to_html(body, |n| n == "foo-bar").unwrap();
         assert_eq!(removed, 1);
         assert!(out.starts_with("<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"1.0\">"), "{out}");
@@ -773,7 +802,7 @@ mod tests {
             links,
             [
                 r#"    <a href="requests/">requests</a>"#,
-                r#"    <a href="a&lt;b&amp;&quot;c/">a&lt;b&amp;&quot;c</a>"#,
+                r#"    <a href="zope-interface/">zope.Interface</a>"#,
             ]
         );
         // The HTML filter reads the names back (and can remove them in turn).
