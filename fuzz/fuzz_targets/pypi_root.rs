@@ -75,12 +75,20 @@ fuzz_target!(|data: &[u8]| {
     // Rewriting links to the upstream root removes and drops the same elements, never
     // grows the output, and nothing of it is blocked when filtered again.
     let (rw, rewritten) = run_with(&[body], &blocked, true);
-    assert_eq!((rw.1, rw.2), (whole.1, whole.2), "rewriting changed what was removed");
+    assert_eq!(
+        (rw.1, rw.2),
+        (whole.1, whole.2),
+        "rewriting changed what was removed"
+    );
     assert!(rw.0.len() <= whole.0.len(), "rewriting grew the output");
     if rewritten == 0 {
         assert_eq!(rw.0, whole.0, "nothing rewritten, yet the output differs");
     }
-    assert_eq!(run(&[&rw.0], &blocked).1, 0, "a blocked link survived rewriting");
+    assert_eq!(
+        run(&[&rw.0], &blocked).1,
+        0,
+        "a blocked link survived rewriting"
+    );
 
     let open = run(&[body], &never);
     assert_eq!(open.1, 0);
