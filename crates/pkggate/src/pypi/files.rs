@@ -114,23 +114,28 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
             Ok(g) => g,
             Err(r) => return r,
         };
-        page = match shared
+        match shared
             .project_page_within(&state, &target.project, FILE_REFETCH_AFTER)
             .await
         {
-            Ok(Some(p)) => p,
+            Ok(Some(p)) => {
+                page = p;
+                meta = page.file(&target.filename);
+            }
             Ok(None) => return not_found(),
+            // Upstream cannot say more right now: a file the cached page lists (without a
+            // sha256) is still served as before; an unlisted one gets upstream's error.
             Err(r) => {
                 if let Some(g) = cold
                     && r.status().is_server_error()
                 {
                     g.failed(r.status());
                 }
-                return r;
+                if meta.is_none() {
+                    return r;
+                }
             }
-        };
-        drop(cold);
-        meta = page.file(&target.filename);
+        }
     }
     let Some(meta) = meta else {
         if !belongs_to(

@@ -686,6 +686,31 @@ async fn a_file_released_after_the_page_was_cached_becomes_downloadable() {
     gate.running.stop().await.unwrap();
 }
 
+/// A file listed without a sha256 makes pkggate ask upstream for the page again; when
+/// upstream cannot answer then, the file is still served from the cached listing.
+#[tokio::test]
+async fn an_unhashed_file_is_served_when_the_page_cannot_be_asked_again() {
+    let (fake, gate) = setup("{}").await;
+    let v = json_page(&gate, "nohash-pkg").await;
+    let url = v["files"][0]["url"].as_str().unwrap().to_string();
+    // From now on upstream's answer for the page is a redirect pkggate refuses (502).
+    fake.redirect("/simple/nohash-pkg/", 302, "http://127.0.0.1:1/elsewhere/");
+    crate::support::eventually(
+        "a download that asked upstream for the page again",
+        std::time::Duration::from_secs(10),
+        async || {
+            let r = get(&url, None).await;
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+            (fake.redirect_requests() > 0).then_some(())
+        },
+    )
+    .await;
+    // Served again while upstream still cannot answer.
+    assert_eq!(get(&url, None).await.status(), 200);
+    gate.running.stop().await.unwrap();
+}
+
 /// The index is the authority: a file a page lists is served whatever its name (pkggate
 /// handed its URL out), while an unlisted file of another project's name stays 400.
 #[tokio::test]
