@@ -21,6 +21,7 @@ mod pypi_e2e;
 mod pypi_fake;
 mod pypi_gate;
 mod pypi_live;
+mod pypi_probe;
 mod serve;
 mod support;
 
