@@ -641,13 +641,18 @@ impl Shared {
         }
     }
 
-    fn page_url(state: &AppState, project: &str) -> Result<Url, url::ParseError> {
+    fn page_url(state: &AppState, project: &str) -> Result<Url, String> {
+        // Never a name that could steer the URL (a scheme, a host, a query): callers check
+        // it already, this is the last line.
+        if !valid_project_name(project) {
+            return Err(format!("{project:?} is not a project name"));
+        }
         let mut base = state.config.pypi_upstream_simple.clone();
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        base.join(&format!("{project}/"))
+        base.join(&format!("{project}/")).map_err(|e| e.to_string())
     }
 
     /// The upstream project page: cached while fresh, revalidated with upstream's ETag, else
@@ -1253,11 +1258,10 @@ fn query_format(req: &Request) -> Option<SimpleFormat> {
     })
 }
 
-fn legacy_url(
-    state: &AppState,
-    project: &str,
-    version: Option<&str>,
-) -> Result<Url, url::ParseError> {
+fn legacy_url(state: &AppState, project: &str, version: Option<&str>) -> Result<Url, String> {
+    if !valid_project_name(project) {
+        return Err(format!("{project:?} is not a project name"));
+    }
     let mut base = state.config.pypi_upstream_simple.clone();
     if !base.path().ends_with('/') {
         let p = format!("{}/", base.path());
@@ -1267,7 +1271,7 @@ fn legacy_url(
         Some(v) => format!("../pypi/{project}/{}/json", paths::encode_segment(v)),
         None => format!("../pypi/{project}/json"),
     };
-    base.join(&rel)
+    base.join(&rel).map_err(|e| e.to_string())
 }
 
 /// `GET /pypi/<project>/json` and `/pypi/<project>/<version>/json`.

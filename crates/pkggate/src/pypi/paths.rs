@@ -30,7 +30,7 @@ pub enum PathError {
     Malformed(&'static str),
     #[error("path traversal or encoded separator refused")]
     Traversal,
-    #[error("project name in the path is not in normal form: {0}")]
+    #[error("project name in the path is not a project name in normal form: {0:?}")]
     ProjectName(String),
     #[error("invalid or forged file token")]
     BadToken,
@@ -320,7 +320,9 @@ impl FileUrls {
             decoded.push(check_segment(s)?);
         }
         let project = decoded[0].clone();
-        if pkggate_formats::ecosystem::pep503_normalize(&project) != project {
+        if !super::valid_project_name(&project)
+            || pkggate_formats::ecosystem::pep503_normalize(&project) != project
+        {
             return Err(PathError::ProjectName(project.chars().take(80).collect()));
         }
         let last = decoded.last().cloned().unwrap_or_default();

@@ -463,7 +463,6 @@ async fn hostile_file_paths_never_reach_the_files_host() {
 /// the base's), `?` a query on the simple base (its root index). pkggate then fetches
 /// "the project page" from wherever the client pointed it: SSRF to any host and port.
 #[tokio::test]
-#[ignore = "bug: the project segment of /files/<project>/… is only checked for PEP 503 normal form (crates/pkggate/src/pypi/paths.rs:322-325), never with valid_project_name, then Shared::page_url joins it onto the simple base (crates/pkggate/src/pypi/mod.rs:644-651, reached from files.rs:94): `https:<ip>:<port>` makes pkggate connect to any host and port (SSRF), `%3F` fetches the root index"]
 async fn the_project_segment_of_a_file_path_cannot_steer_the_page_fetch() {
     let (fake, gate) = standard_gate("{}").await;
     let trap = Tripwire::start().await;
