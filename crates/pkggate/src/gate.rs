@@ -231,6 +231,10 @@ impl ArtifactAudit {
     }
 }
 
+/// Rule of the audit line for an artifact transfer cut because upstream's body failed or
+/// did not have the declared length (the client never receives a complete body).
+pub const TRANSFER_INCOMPLETE: &str = "transfer_incomplete";
+
 /// Rule of the audit lines and refusals for an artifact the index gives no digest for.
 pub const INTEGRITY_UNKNOWN: &str = "integrity_unknown";
 

@@ -661,6 +661,11 @@ async fn download(
             ),
             Failure::Upstream(e) => {
                 tracing::warn!(krate = %name, version = %ver, error = %e, "crate download: upstream failed mid-transfer");
+                audit.record_detached(
+                    "block",
+                    crate::gate::TRANSFER_INCOMPLETE,
+                    format!("crate: {e}; transfer aborted"),
+                );
             }
         };
         (

@@ -262,6 +262,11 @@ async fn stream(
         ),
         Failure::Upstream(m) => {
             tracing::warn!(package = %name, version = %version, error = %m, "npm tarball: upstream failed mid-transfer");
+            audit.record_detached(
+                "block",
+                crate::gate::TRANSFER_INCOMPLETE,
+                format!("tarball: {m}; transfer aborted"),
+            );
         }
     }
     };

@@ -273,16 +273,27 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
             HeaderValue::from_static("application/octet-stream"),
         );
     }
-    let length = resp
+    let upstream_length = resp
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or(if resp.headers().contains_key(header::CONTENT_ENCODING) {
-            None
-        } else {
-            known_size
-        });
+        .and_then(|v| v.parse::<u64>().ok());
+    // The index's size is the authority (as its sha256 is): a body of another length is
+    // refused before a byte is sent, and one that does not declare a length is held to it.
+    let known_size = known_size.filter(|_| !resp.headers().contains_key(header::CONTENT_ENCODING));
+    if let (Some(k), Some(u)) = (known_size, upstream_length)
+        && k != u
+    {
+        let reason = format!(
+            "{what} is {u} bytes upstream, the index of {} lists {k}",
+            target.project
+        );
+        audit
+            .record("block", "integrity_mismatch", reason.clone())
+            .await;
+        return bad_upstream(upstream_url.as_str(), reason);
+    }
+    let length = known_size.or(upstream_length);
     if let Some(l) = length
         && let Ok(v) = HeaderValue::from_str(&l.to_string())
     {
@@ -314,6 +325,11 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         ),
         Failure::Upstream(m) => {
             tracing::warn!("upstream transfer of {what} failed: {m}");
+            audit.record_detached(
+                "block",
+                crate::gate::TRANSFER_INCOMPLETE,
+                format!("{what}: {m}; transfer aborted"),
+            );
         }
     };
     let body = verified_checked(

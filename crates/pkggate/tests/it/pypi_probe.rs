@@ -1123,7 +1123,6 @@ async fn a_file_cut_short_by_upstream_never_looks_complete() {
 /// digest mismatch does (`integrity_mismatch`): the audit log otherwise shows only the
 /// `allow` of a file the client never received intact.
 #[tokio::test]
-#[ignore = "bug: a transfer cut by upstream (short body, lying Content-Length, unterminated chunking) is only a tracing::warn, never an audit line, so the audit log shows a plain allow for a file never delivered intact; crates/pkggate/src/pypi/files.rs:310-312 (on_failure, Failure::Upstream arm)"]
 async fn a_file_cut_short_by_upstream_is_audited() {
     let (_up, gate, urls) = short_files().await;
     for url in &urls[..2] {
@@ -1152,13 +1151,24 @@ async fn a_file_cut_short_by_upstream_is_audited() {
 /// sends fewer bytes than the index lists (here for a file without a sha256, served
 /// unverified by default) must not give the client a complete-looking body.
 #[tokio::test]
-#[ignore = "bug: upstream Content-Length takes precedence over the index size (the size is used only when upstream declares no length), so a consistently short body of a file without a listed sha256 is served as complete; crates/pkggate/src/pypi/files.rs:271-280"]
 async fn a_file_shorter_than_the_index_size_never_looks_complete() {
     let (_up, gate, urls) = short_files().await;
-    let (declared, got) = fetch_file(&urls[6]).await;
+    // Upstream declares 500 bytes, the index lists 1000: refused before a byte is sent
+    // (502 with the reason) and audited.
+    let r = client().get(&urls[6]).send().await.unwrap();
+    assert_eq!(r.status(), 502, "{}", urls[6]);
+    let b: Value = r.json().await.unwrap();
     assert!(
-        got.is_err(),
-        "served as complete: {got:?}, content-length {declared:?}, index size 1000"
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("the index of short-pkg lists 1000"),
+        "{b}"
     );
+    assert!(gate.audit_has("integrity_mismatch"));
+    // Without a declared length, the index's size holds the body to 1000 bytes: cut.
+    let (declared, got) = fetch_file(&urls[2]).await;
+    assert_eq!(declared.as_deref(), Some("1000"));
+    assert!(got.is_err(), "served as complete: {got:?}");
     gate.running.stop().await.unwrap();
 }
