@@ -15,6 +15,42 @@ use reqwest::Url;
 use serde_json::json;
 use std::time::Duration;
 
+/// `url` without `user:password@` (what pkggate stores, compares, signs and shows; the
+/// credentials of a configured upstream are added per origin when a request is sent).
+pub fn without_userinfo(url: &Url) -> Url {
+    let mut u = url.clone();
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+    }
+    u
+}
+
+/// `text` with the `user:password@` part of every `scheme://…` URL in it removed (error
+/// reasons quote upstream URLs and the HTTP client's messages).
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first `/`, `?`, `#`, whitespace, quote or bracket.
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | ')' | '>' | '<') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => out.push_str(&authority[at + 1..]),
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Redirects followed per request (within the configured origins) before giving up.
 pub const MAX_REDIRECTS: u32 = 5;
 
@@ -45,11 +81,11 @@ impl UpstreamError {
         }
     }
 
-    /// 502/504 JSON with `Retry-After` and `no-store`.
+    /// 502/504 JSON with `Retry-After` and `no-store`; credentials in URLs are not shown.
     pub fn response(&self) -> Response {
         let mut r = json_response(
             self.status(),
-            json!({"error": format!("upstream_error: {self}")}),
+            json!({"error": redact_userinfo(&format!("upstream_error: {self}"))}),
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
@@ -81,6 +117,9 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &[
 pub struct Upstream {
     client: reqwest::Client,
     allowed: Vec<url::Origin>,
+    /// Credentials written into configured upstream URLs (`user:password@`, as written:
+    /// percent-encoded), by origin: sent with every request to that origin, and nowhere else.
+    credentials: Vec<(url::Origin, String, Option<String>)>,
     max_document_bytes: u64,
     retries: u32,
 }
@@ -104,6 +143,17 @@ impl Upstream {
         Upstream {
             client,
             allowed: allowed_bases.iter().map(Url::origin).collect(),
+            credentials: allowed_bases
+                .iter()
+                .filter(|u| !u.username().is_empty() || u.password().is_some())
+                .map(|u| {
+                    (
+                        u.origin(),
+                        u.username().to_string(),
+                        u.password().map(str::to_string),
+                    )
+                })
+                .collect(),
             max_document_bytes,
             retries: 2,
         }
@@ -142,9 +192,19 @@ impl Upstream {
         loop {
             let mut attempt = 0;
             let resp = loop {
+                // The configured credentials of this origin, whatever the URL carries (the
+                // HTTP client sends a URL's userinfo as basic authentication).
+                let mut target = without_userinfo(&current);
+                let origin = current.origin();
+                if let Some((_, user, password)) =
+                    self.credentials.iter().find(|(o, _, _)| *o == origin)
+                {
+                    let _ = target.set_username(user);
+                    let _ = target.set_password(password.as_deref());
+                }
                 let req = self
                     .client
-                    .request(method.clone(), current.clone())
+                    .request(method.clone(), target)
                     .headers(headers.clone());
                 let started = std::time::Instant::now();
                 let host = current.host_str().unwrap_or("").to_string();
@@ -186,7 +246,7 @@ impl Upstream {
             };
             let status = resp.status();
             if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
-                return Ok((resp, current));
+                return Ok((resp, without_userinfo(&current)));
             }
             let location = resp
                 .headers()

@@ -652,7 +652,9 @@ impl Shared {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        base.join(&format!("{project}/")).map_err(|e| e.to_string())
+        base.join(&format!("{project}/"))
+            .map(|u| crate::upstream::without_userinfo(&u))
+            .map_err(|e| e.to_string())
     }
 
     /// The upstream project page: cached while fresh, revalidated with upstream's ETag, else
@@ -1271,7 +1273,9 @@ fn legacy_url(state: &AppState, project: &str, version: Option<&str>) -> Result<
         Some(v) => format!("../pypi/{project}/{}/json", paths::encode_segment(v)),
         None => format!("../pypi/{project}/json"),
     };
-    base.join(&rel).map_err(|e| e.to_string())
+    base.join(&rel)
+        .map(|u| crate::upstream::without_userinfo(&u))
+        .map_err(|e| e.to_string())
 }
 
 /// `GET /pypi/<project>/json` and `/pypi/<project>/<version>/json`.

@@ -256,7 +256,9 @@ fn under_base<'u>(base: &Url, url: &'u str) -> Option<&'u str> {
 
 impl FileUrls {
     pub fn new(files_base: &Url, signer: UrlSigner) -> FileUrls {
-        let mut b = files_base.clone();
+        // Without credentials: they are added per origin when upstream is asked, and must
+        // never appear in a URL handed to a client.
+        let mut b = crate::upstream::without_userinfo(files_base);
         if !b.path().ends_with('/') {
             let p = format!("{}/", b.path());
             b.set_path(&p);

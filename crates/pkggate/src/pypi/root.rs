@@ -205,7 +205,7 @@ pub async fn serve_root(state: AppState, shared: Arc<Shared>, req: Request) -> R
     }
     // Links to upstream's own root (absolute, or root-relative under a path other than
     // ours) are made relative, so they lead to pkggate's project pages.
-    let mut prefixes = vec![url.to_string()];
+    let mut prefixes = vec![crate::upstream::without_userinfo(&url).to_string()];
     if url.path() != "/simple/" {
         prefixes.push(url.path().to_string());
     }

@@ -502,7 +502,6 @@ async fn the_project_segment_of_a_file_path_cannot_steer_the_page_fetch() {
 /// `http://user:token@host/simple/`) are used to authenticate, but must never be shown to
 /// clients: not in a signed `~u/` file URL (hex is not secret) and not in a 502 reason.
 #[tokio::test]
-#[ignore = "bug: userinfo of a configured upstream URL reaches clients: relative file URLs resolved against the page URL keep user:password and are hex-encoded into ~u tokens (crates/pkggate/src/pypi/paths.rs:298-302), and 502 reasons print the full upstream URL (crates/pkggate/src/upstream.rs:49-52, via pypi/mod.rs:407-416)"]
 async fn upstream_url_credentials_never_reach_clients() {
     let fake = FakePypi::start().await;
     standard_projects(&fake);
@@ -532,6 +531,21 @@ async fn upstream_url_credentials_never_reach_clients() {
         let decoded = String::from_utf8(hex::decode(hexurl).unwrap()).unwrap();
         leaks("the signed file URL", &decoded);
     }
+    // The file (relative to the page, so on the credentialed host) still downloads, and
+    // the credentials went to that host as basic authentication.
+    let r = get(url, None).await;
+    assert_eq!(r.status(), 200, "{url}");
+    r.bytes().await.unwrap();
+    let sent_auth = fake.seen.lock().unwrap().iter().any(|(p, h)| {
+        p.contains("/rel/")
+            && h.get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Basic "))
+    });
+    assert!(
+        sent_auth,
+        "the file request to the credentialed host carried no credentials"
+    );
     for path in ["/simple/err-pkg/", "/files/err-pkg/x/err_pkg-1.0.tar.gz"] {
         let r = get(&gate.url(path), Some(PIP_ACCEPT)).await;
         assert_eq!(r.status(), 502, "{path}");
