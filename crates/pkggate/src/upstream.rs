@@ -159,6 +159,18 @@ impl Upstream {
         }
     }
 
+    /// `url` with the configured credentials of its origin, whatever it carries itself (the
+    /// HTTP client sends a URL's userinfo as basic authentication).
+    fn target(&self, url: &Url) -> Url {
+        let mut target = without_userinfo(url);
+        let origin = url.origin();
+        if let Some((_, user, password)) = self.credentials.iter().find(|(o, _, _)| *o == origin) {
+            let _ = target.set_username(user);
+            let _ = target.set_password(password.as_deref());
+        }
+        target
+    }
+
     fn classify(url: &Url, e: &reqwest::Error) -> UpstreamError {
         let message = chain(e);
         if e.is_timeout() {
@@ -192,19 +204,9 @@ impl Upstream {
         loop {
             let mut attempt = 0;
             let resp = loop {
-                // The configured credentials of this origin, whatever the URL carries (the
-                // HTTP client sends a URL's userinfo as basic authentication).
-                let mut target = without_userinfo(&current);
-                let origin = current.origin();
-                if let Some((_, user, password)) =
-                    self.credentials.iter().find(|(o, _, _)| *o == origin)
-                {
-                    let _ = target.set_username(user);
-                    let _ = target.set_password(password.as_deref());
-                }
                 let req = self
                     .client
-                    .request(method.clone(), target)
+                    .request(method.clone(), self.target(&current))
                     .headers(headers.clone());
                 let started = std::time::Instant::now();
                 let host = current.host_str().unwrap_or("").to_string();
@@ -341,9 +343,10 @@ impl Upstream {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<Document, UpstreamError> {
+        let url = without_userinfo(&url);
         let resp = self
             .client
-            .post(url.clone())
+            .post(self.target(&url))
             .headers(headers.clone())
             .body(body)
             .send()
@@ -351,17 +354,30 @@ impl Upstream {
             .map_err(|e| Self::classify(&url, &e))?;
         let status = resp.status();
         let resp_headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| Self::classify(&url, &e))?;
-        if body.len() as u64 > self.max_document_bytes {
-            return Err(UpstreamError::TooLarge {
-                url: url.to_string(),
-                limit: self.max_document_bytes,
-            });
+        let too_large = || UpstreamError::TooLarge {
+            url: url.to_string(),
+            limit: self.max_document_bytes,
+        };
+        // Held to the size limit while it arrives, as documents are.
+        if resp
+            .content_length()
+            .is_some_and(|l| l > self.max_document_bytes)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Self::classify(&url, &e))?;
+            if (body.len() + chunk.len()) as u64 > self.max_document_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         Ok(Document {
             status,
             headers: resp_headers,
-            body,
+            body: Bytes::from(body),
             url,
         })
     }

@@ -58,6 +58,10 @@ pub enum MetaError {
     },
     #[error("upstream sent the document of {found:?} when asked for {asked:?}")]
     WrongName { asked: String, found: String },
+    /// A [`MetaError::BadDocument`] or [`MetaError::WrongName`] passed on to another waiter
+    /// (its message).
+    #[error("{0}")]
+    Unusable(String),
     #[error(transparent)]
     Gate(#[from] GateError),
     #[error("internal error: {0}")]
@@ -76,10 +80,11 @@ impl MetaError {
             ),
             MetaError::UpstreamStatus { .. }
             | MetaError::BadDocument { .. }
-            | MetaError::WrongName { .. } => {
+            | MetaError::WrongName { .. }
+            | MetaError::Unusable(_) => {
                 let mut r = json_response(
                     StatusCode::BAD_GATEWAY,
-                    json!({"error": format!("upstream_error: {self}")}),
+                    json!({"error": crate::upstream::redact_userinfo(&format!("upstream_error: {self}"))}),
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
@@ -344,9 +349,11 @@ pub(crate) fn upstream_repr(client: Representation, needs: FactNeeds) -> Represe
     }
 }
 
+/// Without the configured credentials (`Upstream` attaches them per origin).
 fn upstream_url(state: &AppState, name: &str) -> Result<url::Url, MetaError> {
     let base = state.config.upstream_npm.as_str().trim_end_matches('/');
     url::Url::parse(&format!("{base}/{}", escaped_name(name)))
+        .map(|u| crate::upstream::without_userinfo(&u))
         .map_err(|e| MetaError::Internal(format!("bad upstream URL for {name}: {e}")))
 }
 
@@ -821,6 +828,10 @@ pub(crate) fn clone_error(e: &MetaError) -> MetaError {
             url: url.clone(),
         },
         MetaError::NotFound => MetaError::NotFound,
+        // Still upstream's fault (502), not pkggate's.
+        e @ (MetaError::BadDocument { .. }
+        | MetaError::WrongName { .. }
+        | MetaError::Unusable(_)) => MetaError::Unusable(e.to_string()),
         other => MetaError::Internal(other.to_string()),
     }
 }

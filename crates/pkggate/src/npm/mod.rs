@@ -325,18 +325,19 @@ fn upstream_special_url(state: &AppState, rest: &str, query: Option<&str>) -> Op
         s.push('?');
         s.push_str(q);
     }
-    url::Url::parse(&s).ok()
+    url::Url::parse(&s)
+        .ok()
+        .map(|u| crate::upstream::without_userinfo(&u))
 }
 
+/// Upstream's answer to a search, keys or audit request, as JSON whatever upstream called it:
+/// these answers are served on the same origin as the admin page, so an upstream that says
+/// `text/html` must not get a browser to run it.
 fn passthrough(doc: crate::upstream::Document) -> Response {
-    let ct = doc
-        .headers
-        .get(header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("application/json"));
     Response::builder()
         .status(doc.status)
-        .header(header::CONTENT_TYPE, ct)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-content-type-options", "nosniff")
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from(doc.body))
         .unwrap_or_else(|_| not_found())

@@ -94,7 +94,9 @@ fn allowed_url(state: &AppState, u: &str) -> Option<url::Url> {
 
 fn conventional_url(state: &AppState, name: &str, filename: &str) -> Option<url::Url> {
     let base = state.config.upstream_npm.as_str().trim_end_matches('/');
-    url::Url::parse(&format!("{base}/{name}/-/{filename}")).ok()
+    url::Url::parse(&format!("{base}/{name}/-/{filename}"))
+        .ok()
+        .map(|u| crate::upstream::without_userinfo(&u))
 }
 
 /// `GET|HEAD` of a tarball.
@@ -211,7 +213,7 @@ async fn stream(
     if !status.is_success() {
         let mut r = json_response(
             StatusCode::BAD_GATEWAY,
-            json!({"error": format!("upstream_error: upstream answered HTTP {} for {url}", status.as_u16())}),
+            json!({"error": crate::upstream::redact_userinfo(&format!("upstream_error: upstream answered HTTP {} for {url}", status.as_u16()))}),
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
