@@ -5,6 +5,7 @@ mod admin_ui;
 mod audit_gate;
 mod audit_writer;
 mod cargo_gate;
+mod cargo_probe;
 mod cli;
 mod intel_refresh;
 mod intel_sample;
