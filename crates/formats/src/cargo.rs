@@ -53,13 +53,27 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// The sparse index path of a crate: `1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd…` (lower case).
+/// Meant for [`valid_name`]s; any other string gives some path, never a panic (callers
+/// that build URLs check the name first).
 pub fn index_path(name: &str) -> String {
     let n = name.to_ascii_lowercase();
+    let (p1, p2) = prefix_parts(&n);
     match n.len() {
         1 => format!("1/{n}"),
         2 => format!("2/{n}"),
-        3 => format!("3/{}/{n}", &n[..1]),
-        _ => format!("{}/{}/{n}", &n[..2], &n[2..4]),
+        3 => format!("3/{p1}/{n}"),
+        _ => format!("{p1}/{p2}/{n}"),
+    }
+}
+
+/// The directory parts of an index path: the first byte (three-byte names) or the first two
+/// and the next two bytes, cut on character boundaries.
+fn prefix_parts(n: &str) -> (&str, &str) {
+    let cut = |from: usize, to: usize| n.get(from..to).unwrap_or("");
+    if n.len() == 3 {
+        (cut(0, 1), "")
+    } else {
+        (cut(0, 2), cut(2, 4))
     }
 }
 
@@ -845,11 +859,11 @@ pub fn download_url(template: &str, name: &str, version: &str, cksum: Option<&st
             .map(|(d, _)| d.to_string())
             .unwrap_or_default()
     };
-    let prefix_cased = match name.len() {
-        1 => "1".to_string(),
-        2 => "2".to_string(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
+    let prefix_cased = match (name.len(), prefix_parts(name)) {
+        (1, _) => "1".to_string(),
+        (2, _) => "2".to_string(),
+        (3, (p1, _)) => format!("3/{p1}"),
+        (_, (p1, p2)) => format!("{p1}/{p2}"),
     };
     template
         .replace("{crate}", name)
@@ -863,6 +877,15 @@ pub fn download_url(template: &str, name: &str, version: &str, cksum: Option<&st
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn non_ascii_names_give_a_path_not_a_panic() {
+        for name in ["aébc", "é", "éé", "aé", "ééé", "日本語", "ab日本"] {
+            let _ = index_path(name);
+            let _ = download_url("https://dl.example/{prefix}/{crate}", name, "1.0.0", None);
+            assert!(!valid_name(name));
+        }
+    }
 
     #[test]
     fn index_paths() {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod content_id;
 pub mod ecosystems;
 pub mod env;
+pub mod flights;
 pub mod gate;
 pub mod intel;
 pub mod metrics;

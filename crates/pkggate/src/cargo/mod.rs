@@ -25,9 +25,11 @@
 
 use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::ecosystems::Adapter;
+use crate::flights::Flights;
 use crate::gate::{ArtifactAudit, RequestKind, VersionInput, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
 use crate::upstream::UpstreamError;
+use crate::upstream::without_userinfo;
 use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -63,6 +65,21 @@ struct CachedIndex {
 }
 
 impl CachedIndex {
+    /// The publish times of every line of `version` (an upstream may list a version twice;
+    /// the index gate removes it when any of its lines is refused).
+    fn published_of(&self, version: &str) -> Vec<Option<i64>> {
+        let mut out: Vec<Option<i64>> = self
+            .summary
+            .entries
+            .iter()
+            .zip(&self.published)
+            .filter(|(e, _)| e.vers == version)
+            .map(|(_, &p)| p)
+            .collect();
+        out.dedup();
+        out
+    }
+
     /// `(cksum, pubtime)` of a version; `None` when the file has no line for it that reads
     /// in full to the same version and `pubtime` (cargo could not read it either).
     fn facts(&self, version: &str) -> Option<(Option<String>, Option<i64>)> {
@@ -308,9 +325,45 @@ async fn config_json(State(state): State<AppState>) -> Response {
     r
 }
 
+/// Index loads in flight, by [`cache_key`].
+type IndexFlights = Flights<(String, String), Option<Arc<CachedIndex>>>;
+
 /// The upstream index file of `name` (revalidated with the upstream's ETag when cached), or
 /// the response to send.
 async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Response> {
+    // Never an index URL from something that is not a crate name (the explanation endpoint
+    // passes names through unparsed).
+    if !valid_name(name) {
+        return Err(json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("not a crate name: {:?}", name.chars().take(80).collect::<String>())}),
+        ));
+    }
+    // Concurrent loads of one crate share one upstream fetch; when it fails, its caller
+    // answers the failure and each waiter asks for itself.
+    static FLIGHTS: OnceLock<IndexFlights> = OnceLock::new();
+    let mut failed = None;
+    let shared = FLIGHTS
+        .get_or_init(Flights::new)
+        .run(cache_key(state, name), || async {
+            match fetch_index(state, name).await {
+                Ok(e) => Some(e),
+                Err(r) => {
+                    failed = Some(r);
+                    None
+                }
+            }
+        })
+        .await;
+    match (shared, failed) {
+        (Some(e), _) => Ok(e),
+        (None, Some(r)) => Err(r),
+        (None, None) => fetch_index(state, name).await,
+    }
+}
+
+/// [`load_index`] without the sharing.
+async fn fetch_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Response> {
     let path = index_path(name);
     let url =
         state.config.upstream_cargo_index.join(&path).map_err(|_| {
@@ -434,6 +487,21 @@ async fn index(
         Err(r) => return r,
     };
     let summary = &entry.summary;
+    // Nothing readable in what upstream sent (an error page, binary): upstream's fault, and
+    // never an empty index cargo would cache as "no such crate".
+    if summary.entries.is_empty() && summary.unreadable > 0 {
+        return crate::upstream::UpstreamError::Other {
+            url: crate::upstream::without_userinfo(&state.config.upstream_cargo_index)
+                .join(&index_path(&name))
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            message: format!(
+                "none of the {} lines of the index file is readable",
+                summary.unreadable
+            ),
+        }
+        .response();
+    }
     let display = summary.name.clone().unwrap_or_else(|| name.clone());
     let inputs: Vec<VersionInput> = summary
         .entries
@@ -562,6 +630,35 @@ async fn download(
         return not_found();
     };
     let info = ctx.info(RequestKind::Crate);
+    // Every line of the version decides, as at the index gate: one refused line refuses it.
+    for other in entry
+        .published_of(&version)
+        .into_iter()
+        .filter(|&p| p != published)
+    {
+        match state
+            .gate
+            .decide_one(
+                Ecosystem::CratesIo,
+                &krate,
+                &version_input(&version, other),
+                &info,
+            )
+            .await
+        {
+            Ok((d, _)) if d.is_blocked() => {
+                return blocked_response(
+                    Ecosystem::CratesIo,
+                    &krate,
+                    Some(&version),
+                    &d,
+                    &ctx.request_id,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return e.response(),
+        }
+    }
     let (decision, verdict) = match state
         .gate
         .decide_one(
@@ -615,12 +712,13 @@ async fn download(
             Expected::None
         }
     };
-    let url = download_url(
-        state.config.upstream_cargo_dl.as_str(),
-        &krate,
-        &version,
-        cksum.as_deref(),
-    );
+    // The configured template is kept as a parsed URL, which writes `{`/`}` in its path as
+    // `%7B`/`%7D`: the markers are the braces.
+    let template = without_userinfo(&state.config.upstream_cargo_dl)
+        .as_str()
+        .replace("%7B", "{")
+        .replace("%7D", "}");
+    let url = download_url(&template, &krate, &version, cksum.as_deref());
     let Ok(url) = reqwest::Url::parse(&url) else {
         return json_response(
             StatusCode::BAD_GATEWAY,
