@@ -195,7 +195,31 @@ impl IntelSource for Intel {
         versions: &'a [&'a str],
     ) -> BoxFuture<'a, PackageIntel> {
         Box::pin(async move {
-            let mut answer = self.from_mirror(eco, name, versions);
+            // A package not in the compiled cache means SQLite reads and compiling its
+            // ranges: on a blocking thread, not on the async worker serving other requests.
+            let mut answer = match &self.store {
+                Some(store) if !store.is_cached(eco, name) => {
+                    let mirror = Intel {
+                        store: Some(store.clone()),
+                        live: self.live.clone(),
+                    };
+                    let owned: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
+                    let name_owned = name.to_string();
+                    tokio::task::spawn_blocking(move || {
+                        let versions: Vec<&str> = owned.iter().map(String::as_str).collect();
+                        mirror.from_mirror(eco, &name_owned, &versions)
+                    })
+                    .await
+                    .unwrap_or_else(|e| PackageIntel {
+                        findings: PackageFindings::empty(versions.len()),
+                        status: IntelStatus::Unavailable {
+                            reason: format!("intel_unavailable: mirror lookup failed: {e}"),
+                        },
+                        revision: "none".into(),
+                    })
+                }
+                _ => self.from_mirror(eco, name, versions),
+            };
             if let Some(live) = &self.live {
                 let clean: Vec<usize> = (0..versions.len())
                     .filter(|&i| answer.findings.per_version[i].is_empty())

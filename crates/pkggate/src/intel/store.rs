@@ -536,6 +536,18 @@ impl IntelStore {
         })
     }
 
+    /// Whether a lookup of the package would be answered from the compiled-package cache
+    /// (no SQLite): callers on an async runtime run the other lookups on a blocking thread.
+    pub fn is_cached(&self, eco: Ecosystem, name: &str) -> bool {
+        let key = (eco, eco.normalize_name(name).into_owned());
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .is_some_and(|(g, _)| *g == generation)
+    }
+
     /// The package's advisories with their matchers compiled, from the cache when the data
     /// has not changed since (clean packages are cached too: most lookups touch no SQLite).
     fn compiled(&self, eco: Ecosystem, name: &str) -> Result<Arc<CompiledRows>, StoreError> {

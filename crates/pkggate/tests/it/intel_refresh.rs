@@ -23,6 +23,7 @@ async fn refresh_replaces_instead_of_merging() {
     let pa = write(m.dir.path(), "a.zip", &a);
     m.sync(Npm, &pa).await.unwrap();
     assert_eq!(m.store.counts(Npm).unwrap(), (3, 3));
+    assert!(!m.store.is_cached(Npm, "evil-b"));
     assert_eq!(
         m.store
             .lookup_version(Npm, "evil-b", "2.0.0")
@@ -30,6 +31,9 @@ async fn refresh_replaces_instead_of_merging() {
             .len(),
         1
     );
+    // Looked up once: cached (later lookups touch no SQLite) until the data changes.
+    assert!(m.store.is_cached(Npm, "evil-b"));
+    assert!(!m.store.is_cached(Npm, "evil-a"));
 
     // The next bundle no longer has MAL-2, and MAL-3 was withdrawn.
     let b = make_zip(&[
@@ -44,6 +48,10 @@ async fn refresh_replaces_instead_of_merging() {
     ]);
     let pb = write(m.dir.path(), "b.zip", &b);
     m.sync(Npm, &pb).await.unwrap();
+    assert!(
+        !m.store.is_cached(Npm, "evil-b"),
+        "a refresh makes cached packages stale"
+    );
     assert!(
         m.store
             .lookup_version(Npm, "evil-b", "2.0.0")
