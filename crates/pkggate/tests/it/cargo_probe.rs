@@ -8,6 +8,7 @@
 //! pkggate was not configured with. All on 127.0.0.1.
 
 use crate::cargo_gate::{CargoEnv, cargo_env_with, make_crate};
+use crate::raw_http::*;
 use axum::extract::State;
 use base64::Engine;
 use bytes::Bytes;
@@ -15,10 +16,9 @@ use pkggate::env;
 use pkggate_formats::cargo::{parse_index_path, valid_name};
 use serde_json::Value;
 use sha2::Digest;
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -75,141 +75,11 @@ async fn raw_get_bytes(addr: SocketAddr, target: &str, headers: &[(&str, &str)])
     (status, out)
 }
 
-/// A scripted upstream: request path (without query) → the raw bytes answered, after which
-/// the connection is closed. Unscripted paths answer 404. Every request head is kept.
-#[derive(Clone)]
-struct RawUpstream {
-    addr: SocketAddr,
-    answers: Arc<Mutex<HashMap<String, Bytes>>>,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
 impl RawUpstream {
-    async fn start() -> RawUpstream {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let up = RawUpstream {
-            addr: l.local_addr().unwrap(),
-            answers: Default::default(),
-            seen: Default::default(),
-        };
-        let u = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = l.accept().await {
-                let u = u.clone();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let mut words = head.split_whitespace();
-                    let method = words.next().unwrap_or("").to_string();
-                    let path = words
-                        .next()
-                        .unwrap_or("")
-                        .split('?')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    u.seen.lock().unwrap().push(head);
-                    let answer = u.answers.lock().unwrap().get(&path).cloned();
-                    let answer = answer.unwrap_or_else(|| framed(404, &[], b"no such path"));
-                    let answer = if method == "HEAD" {
-                        let end = answer.windows(4).position(|w| w == b"\r\n\r\n");
-                        answer.slice(..end.map_or(answer.len(), |e| e + 4))
-                    } else {
-                        answer
-                    };
-                    let _ = sock.write_all(&answer).await;
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        up
-    }
-
-    fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn answer(&self, path: &str, raw: Bytes) {
-        self.answers.lock().unwrap().insert(path.into(), raw);
-    }
-
     /// Answer `path` with an index file (framed by `Content-Length`).
     fn index(&self, path: &str, body: impl Into<Vec<u8>>) {
         let body = body.into();
         self.answer(path, framed(200, &[("Content-Type", "text/plain")], &body));
-    }
-
-    /// The request targets seen so far (path and query).
-    fn targets(&self) -> Vec<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|h| h.split_whitespace().nth(1).unwrap_or("").to_string())
-            .collect()
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-fn head_bytes(status: u16, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.into_bytes()
-}
-
-/// A response framed by a correct `Content-Length`.
-fn framed(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
-    let len = body.len().to_string();
-    let mut h = headers.to_vec();
-    h.push(("Content-Length", &len));
-    let mut out = head_bytes(status, &h);
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}
-
-/// A response written exactly as given: `headers` then `body`, then the connection closes.
-fn unframed(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
-    let mut out = head_bytes(status, headers);
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}
-
-/// A listener that only counts the connections made to it (and drops them at once).
-struct Tripwire {
-    addr: SocketAddr,
-    hits: Arc<AtomicU64>,
-}
-
-impl Tripwire {
-    async fn start() -> Tripwire {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hits = Arc::new(AtomicU64::new(0));
-        let h = hits.clone();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = l.accept().await {
-                h.fetch_add(1, Ordering::SeqCst);
-                drop(sock);
-            }
-        });
-        Tripwire { addr, hits }
-    }
-
-    fn hits(&self) -> u64 {
-        self.hits.load(Ordering::SeqCst)
     }
 }
 

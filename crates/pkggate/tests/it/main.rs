@@ -24,6 +24,7 @@ mod pypi_fake;
 mod pypi_gate;
 mod pypi_live;
 mod pypi_probe;
+mod raw_http;
 mod serve;
 mod support;
 

@@ -10,17 +10,14 @@
 //! [`Tripwire`] counts every connection made to it. All on 127.0.0.1.
 
 use crate::npm_fake::*;
+use crate::raw_http::*;
 use crate::support::eventually;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every probe request must be answered within this.
 const BOUND: Duration = Duration::from_secs(5);
@@ -63,105 +60,7 @@ async fn raw_request(addr: &str, method: &str, target: &str) -> (u16, String) {
     .unwrap()
 }
 
-/// What a [`RawUpstream`] answers on a path.
-#[derive(Clone)]
-enum Answer {
-    /// These bytes, then the connection closes.
-    Raw(Bytes),
-    /// `head`, then `total` bytes of `x` (in 64 KiB writes, counting what was written) until
-    /// done or the peer goes away.
-    Stream { head: Bytes, total: usize },
-}
-
-/// A scripted upstream: request path (without query) → the answer, after which the
-/// connection is closed. Unscripted paths answer 404. Every request head is kept.
-#[derive(Clone)]
-struct RawUpstream {
-    addr: SocketAddr,
-    answers: Arc<Mutex<HashMap<String, Answer>>>,
-    seen: Arc<Mutex<Vec<String>>>,
-    /// Body bytes written by [`Answer::Stream`] answers.
-    streamed: Arc<AtomicU64>,
-}
-
 impl RawUpstream {
-    async fn start() -> RawUpstream {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let up = RawUpstream {
-            addr: l.local_addr().unwrap(),
-            answers: Default::default(),
-            seen: Default::default(),
-            streamed: Default::default(),
-        };
-        let u = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = l.accept().await {
-                let u = u.clone();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).into_owned();
-                    let mut words = head.split_whitespace();
-                    let method = words.next().unwrap_or("").to_string();
-                    let path = words
-                        .next()
-                        .unwrap_or("")
-                        .split('?')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    u.seen.lock().unwrap().push(head);
-                    let answer = u.answers.lock().unwrap().get(&path).cloned();
-                    match answer.unwrap_or_else(|| Answer::Raw(framed(404, &[], b"{}"))) {
-                        Answer::Raw(answer) => {
-                            let answer = if method == "HEAD" {
-                                let end = answer.windows(4).position(|w| w == b"\r\n\r\n");
-                                answer.slice(..end.map_or(answer.len(), |e| e + 4))
-                            } else {
-                                answer
-                            };
-                            let _ = sock.write_all(&answer).await;
-                        }
-                        Answer::Stream { head, total } => {
-                            if sock.write_all(&head).await.is_err() {
-                                return;
-                            }
-                            let chunk = vec![b'x'; 64 << 10];
-                            let mut left = total;
-                            while left > 0 {
-                                let n = left.min(chunk.len());
-                                if sock.write_all(&chunk[..n]).await.is_err() {
-                                    return;
-                                }
-                                u.streamed.fetch_add(n as u64, Ordering::SeqCst);
-                                left -= n;
-                            }
-                        }
-                    }
-                    let _ = sock.shutdown().await;
-                });
-            }
-        });
-        up
-    }
-
-    fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn answer(&self, path: &str, raw: Bytes) {
-        self.answers
-            .lock()
-            .unwrap()
-            .insert(path.into(), Answer::Raw(raw));
-    }
-
     fn json(&self, path: &str, body: impl Into<Vec<u8>>) {
         self.answer(
             path,
@@ -180,69 +79,6 @@ impl RawUpstream {
                 framed(200, &[("Content-Type", "application/octet-stream")], b),
             );
         }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.heads()
-            .iter()
-            .map(|h| h.split_whitespace().nth(1).unwrap_or("").to_string())
-            .collect()
-    }
-}
-
-fn head_bytes(status: u16, headers: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    out.into_bytes()
-}
-
-/// A response framed by a correct `Content-Length`.
-fn framed(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
-    let len = body.len().to_string();
-    let mut h = headers.to_vec();
-    h.push(("Content-Length", &len));
-    let mut out = head_bytes(status, &h);
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}
-
-/// A response written exactly as given: `headers` then `body`, then the connection closes.
-fn unframed(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
-    let mut out = head_bytes(status, headers);
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}
-
-/// A listener that only counts the connections made to it (and drops them at once).
-struct Tripwire {
-    addr: SocketAddr,
-    hits: Arc<AtomicU64>,
-}
-
-impl Tripwire {
-    async fn start() -> Tripwire {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hits = Arc::new(AtomicU64::new(0));
-        let h = hits.clone();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = l.accept().await {
-                h.fetch_add(1, Ordering::SeqCst);
-                drop(sock);
-            }
-        });
-        Tripwire { addr, hits }
-    }
-
-    fn hits(&self) -> u64 {
-        self.hits.load(Ordering::SeqCst)
     }
 }
 
@@ -1147,7 +983,7 @@ async fn tarball_gate_answers_502_for_a_bad_upstream_document() {
         assert_eq!(hdrs["cache-control"], "no-store", "{path}");
     }
     assert!(
-        !up.paths().iter().any(|p| p.ends_with(".tgz")),
+        !up.targets().iter().any(|p| p.ends_with(".tgz")),
         "a tarball was fetched without the facts"
     );
     assert!(problems.is_empty(), "{problems:#?}");
@@ -1203,7 +1039,7 @@ async fn dist_tarball_elsewhere_is_never_followed() {
         }
     }
     assert_eq!(trip.hits(), 0, "a tarball URL on another host was followed");
-    for p in up.paths() {
+    for p in up.targets() {
         if !(p == "/odd" || (p.starts_with("/odd/-/odd-1.0.") && p.ends_with(".tgz"))) {
             problems.push(format!("upstream asked for {p}"));
         }
