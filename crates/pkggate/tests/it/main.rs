@@ -22,6 +22,7 @@ mod pypi_conformance;
 mod pypi_e2e;
 mod pypi_fake;
 mod pypi_gate;
+mod pypi_http;
 mod pypi_live;
 mod pypi_probe;
 mod raw_http;

@@ -3,29 +3,12 @@
 //! origins, and `HEAD` answers the headers of `GET` without a body.
 
 use crate::pypi_fake::*;
+use crate::pypi_http::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
-const JSON_CT: &str = "application/vnd.pypi.simple.v1+json";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
-    let mut r = client().get(url);
-    if let Some(a) = accept {
-        r = r.header("accept", a);
-    }
-    r.send().await.unwrap()
-}
 
 async fn head(url: &str, accept: Option<&str>) -> reqwest::Response {
     let mut r = client().head(url);
@@ -33,13 +16,6 @@ async fn head(url: &str, accept: Option<&str>) -> reqwest::Response {
         r = r.header("accept", a);
     }
     r.send().await.unwrap()
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
 }
 
 /// One raw request with `Connection: close`; everything the server sent until it closed.

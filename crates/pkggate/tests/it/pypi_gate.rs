@@ -1,34 +1,11 @@
 //! PyPI index and file gates against a fake upstream (no real clients).
 
 use crate::pypi_fake::*;
+use crate::pypi_http::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 
-const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 const UV_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
-const JSON_CT: &str = "application/vnd.pypi.simple.v1+json";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
-    let mut r = client().get(url);
-    if let Some(a) = accept {
-        r = r.header("accept", a);
-    }
-    r.send().await.unwrap()
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
 
 async fn setup(policy: &str) -> (FakePypi, GateUnderTest) {
     let fake = FakePypi::start().await;

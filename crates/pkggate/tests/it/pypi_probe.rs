@@ -8,6 +8,7 @@
 //! [`Tripwire`] counts every connection made to it. All on 127.0.0.1.
 
 use crate::pypi_fake::*;
+use crate::pypi_http::*;
 use crate::raw_http::*;
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -17,33 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
-const JSON_CT: &str = "application/vnd.pypi.simple.v1+json";
 /// Every probe request must be answered within this.
 const BOUND: Duration = Duration::from_secs(5);
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn get(url: &str, accept: Option<&str>) -> reqwest::Response {
-    let mut r = client().get(url);
-    if let Some(a) = accept {
-        r = r.header("accept", a);
-    }
-    r.send().await.unwrap()
-}
-
-fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
 
 /// One raw request (the path is sent as is: no client library normalises it); the status
 /// code and everything after the head.
