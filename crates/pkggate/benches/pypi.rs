@@ -200,6 +200,58 @@ async fn start_fake(
     (simple_addr, files_addr)
 }
 
+/// The floor: a proxy on the same stack as pkggate (an axum server, a reqwest client with a
+/// connection pool) that does nothing with the body. `/buffered/<host>/<path>` reads the
+/// whole body before answering, as pkggate must for a page it decides on;
+/// `/streamed/<host>/<path>` forwards it chunk by chunk. `<host>` is `simple` or `files`.
+/// What pkggate costs beyond the floor is its own work.
+#[derive(Clone)]
+struct Floor {
+    client: reqwest::Client,
+    simple: std::net::SocketAddr,
+    files: std::net::SocketAddr,
+}
+
+async fn floor_proxy(
+    State(f): State<Floor>,
+    AxPath((mode, host, rest)): AxPath<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let addr = if host == "files" { f.files } else { f.simple };
+    let mut req = f.client.get(format!("http://{addr}/{rest}"));
+    if let Some(a) = headers.get(header::ACCEPT) {
+        req = req.header(header::ACCEPT, a);
+    }
+    let up = req.send().await.unwrap();
+    let mut out = Response::builder().status(up.status().as_u16());
+    if let Some(ct) = up.headers().get(header::CONTENT_TYPE) {
+        out = out.header(header::CONTENT_TYPE, ct);
+    }
+    if mode == "buffered" {
+        out.body(Body::from(up.bytes().await.unwrap())).unwrap()
+    } else {
+        if let Some(len) = up.content_length() {
+            out = out.header(header::CONTENT_LENGTH, len);
+        }
+        out.body(Body::from_stream(up.bytes_stream())).unwrap()
+    }
+}
+
+async fn start_floor(simple: std::net::SocketAddr, files: std::net::SocketAddr) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let floor = Floor {
+        client: reqwest::Client::builder().no_gzip().build().unwrap(),
+        simple,
+        files,
+    };
+    let app = Router::new()
+        .route("/{mode}/{host}/{*rest}", get(floor_proxy))
+        .with_state(floor);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
 async fn start_gate(
     simple: std::net::SocketAddr,
     files: std::net::SocketAddr,
@@ -317,6 +369,7 @@ async fn main() {
         .pool_max_idle_per_host(4)
         .build()
         .unwrap();
+    let floor = start_floor(simple, files).await;
     // `PYPI_BENCH_COLD_ONLY=N`: only N cold requests of the numpy JSON page (for a
     // profiler), then exit.
     if let Some(n) = std::env::var("PYPI_BENCH_COLD_ONLY")
@@ -327,6 +380,8 @@ async fn main() {
             .unwrap_or_else(|_| "application/vnd.pypi.simple.v1+json".into());
         let direct_url = format!("http://{simple}/simple/numpy/");
         let (mut times, mut warm, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+        let mut buffered = Vec::new();
+        let buffered_url = format!("{floor}/buffered/simple/simple/numpy/");
         for _ in 0..n {
             let (running, base) = start_gate(simple, files, &db, store.clone(), None).await;
             fetch(&c, &format!("{base}/simple/big-pkg/"), &accept).await;
@@ -334,17 +389,19 @@ async fn main() {
             for _ in 0..3 {
                 warm.push(fetch(&c, &format!("{base}/simple/numpy/"), &accept).await.0);
                 direct.push(fetch(&c, &direct_url, &accept).await.0);
+                buffered.push(fetch(&c, &buffered_url, &accept).await.0);
             }
             running.stop().await.unwrap();
         }
         times.sort();
         println!(
-            "{n} cold requests of numpy ({accept}): min {:.2} ms, median {:.2} ms, max {:.2} ms | warm median {:.2} ms | direct median {:.2} ms",
+            "{n} cold requests of numpy ({accept}): min {:.2} ms, median {:.2} ms, max {:.2} ms | warm median {:.2} ms | direct median {:.2} ms | do-nothing buffering proxy median {:.2} ms",
             ms(times[0]),
             ms(times[times.len() / 2]),
             ms(times[times.len() - 1]),
             ms(median(warm)),
             ms(median(direct)),
+            ms(median(buffered)),
         );
         return;
     }
@@ -434,6 +491,9 @@ async fn main() {
         // Rounds of: a new pkggate, direct fetches, the cold fetch, warm fetches, so that
         // direct and pkggate see the same machine load.
         let direct_url = format!("http://{simple}/simple/numpy/");
+        let buffered_url = format!("{floor}/buffered/simple/simple/numpy/");
+        let streamed_url = format!("{floor}/streamed/simple/simple/numpy/");
+        let (mut buffered, mut streamed) = (Vec::new(), Vec::new());
         let mut direct = Vec::new();
         let mut direct_len = 0;
         let mut cold = Vec::new();
@@ -448,6 +508,8 @@ async fn main() {
                 let (d, n) = fetch(&c, &direct_url, accept).await;
                 direct.push(d);
                 direct_len = n;
+                buffered.push(fetch(&c, &buffered_url, accept).await.0);
+                streamed.push(fetch(&c, &streamed_url, accept).await.0);
             }
             let (d, n) = fetch(&c, &url, accept).await;
             cold.push(d);
@@ -458,13 +520,19 @@ async fn main() {
             running.stop().await.unwrap();
         }
         let (direct, cold, warm) = (median(direct), median(cold), median(warm));
+        let (buffered, streamed) = (median(buffered), median(streamed));
+        let x = |d: Duration| d.as_secs_f64() / direct.as_secs_f64();
         println!(
-            "numpy {label} ({COLD_ROUNDS} rounds): upstream {direct_len} B, served {out_len} B | direct {:.2} ms | cold {:.2} ms ({:.2}x) | warm {:.2} ms ({:.2}x)",
+            "numpy {label} ({COLD_ROUNDS} rounds): upstream {direct_len} B, served {out_len} B | direct {:.2} ms | cold {:.2} ms ({:.2}x) | warm {:.2} ms ({:.2}x) | do-nothing proxy: buffered {:.2} ms ({:.2}x), streamed {:.2} ms ({:.2}x)",
             ms(direct),
             ms(cold),
-            cold.as_secs_f64() / direct.as_secs_f64(),
+            x(cold),
             ms(warm),
-            warm.as_secs_f64() / direct.as_secs_f64()
+            x(warm),
+            ms(buffered),
+            x(buffered),
+            ms(streamed),
+            x(streamed),
         );
     }
 
@@ -504,9 +572,10 @@ async fn main() {
         direct_url.clone(),
         file_url(base.clone()).await,
         file_url(plain_base.clone()).await,
+        format!("{floor}/streamed/files/gen/big_pkg-1.0-py3-none-any.whl"),
     ];
-    let mut speed = [Vec::new(), Vec::new(), Vec::new()];
-    let mut growth = [0f64; 3];
+    let mut speed = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut growth = [0f64; 4];
     for _ in 0..3 {
         for (i, url) in urls.iter().enumerate() {
             let (_, rss_before) = rss_mib();
@@ -522,7 +591,7 @@ async fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let [d, g, p] = speed.map(|mut v| med(&mut v));
+    let [d, g, p, f] = speed.map(|mut v| med(&mut v));
     let block = vec![7u8; 1 << 20];
     let t = Instant::now();
     let mut h = Sha256::new();
@@ -532,11 +601,12 @@ async fn main() {
     std::hint::black_box(h.finalize());
     let sha = 256.0 / t.elapsed().as_secs_f64();
     println!(
-        "file {file_mb} MiB (median of 3, interleaved): direct {d:.0} MiB/s | via pkggate {g:.0} MiB/s ({:.2}x of direct, peak RSS +{:.1} MiB) | via pkggate, verification off {p:.0} MiB/s ({:.2}x, peak RSS +{:.1} MiB) | sha256 on one core {sha:.0} MiB/s ({:.2}x of direct)",
+        "file {file_mb} MiB (median of 3, interleaved): direct {d:.0} MiB/s | via pkggate {g:.0} MiB/s ({:.2}x of direct, peak RSS +{:.1} MiB) | via pkggate, verification off {p:.0} MiB/s ({:.2}x, peak RSS +{:.1} MiB) | do-nothing streaming proxy {f:.0} MiB/s ({:.2}x) | sha256 on one core {sha:.0} MiB/s ({:.2}x of direct)",
         g / d,
         growth[1],
         p / d,
         growth[2],
+        f / d,
         sha / d
     );
     plain.stop().await.unwrap();
