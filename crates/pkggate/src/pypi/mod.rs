@@ -271,6 +271,9 @@ pub struct Shared {
     rendered: Mutex<HashMap<(String, SimpleFormat), Arc<Rendered>>>,
     repo: Mutex<HashMap<String, (Instant, Fact<String>)>>,
     pub(crate) root_set: Mutex<Option<root::BlockSet>>,
+    /// Held while the block set is read, so that requests arriving after a new intelligence
+    /// revision read it once between them.
+    pub(crate) root_set_load: tokio::sync::Mutex<()>,
     /// Per project while its page is cold: the lock the first request holds while it fetches,
     /// parses and renders; the failure it ended with, for the requests that waited.
     cold: Mutex<HashMap<String, ColdLock>>,
@@ -551,6 +554,7 @@ impl Shared {
             rendered: Mutex::new(HashMap::new()),
             repo: Mutex::new(HashMap::new()),
             root_set: Mutex::new(None),
+            root_set_load: tokio::sync::Mutex::new(()),
             cold: Mutex::new(HashMap::new()),
         };
         if let Some(c) = config {
@@ -962,7 +966,7 @@ pub(crate) async fn refused_outright(
     ctx: &RequestContext,
     kind: RequestKind,
 ) -> Option<Response> {
-    let set = root::block_set(state, shared).await;
+    let set = root::block_set(&state.intel, shared).await;
     if !root::blocked_outright(
         &state.policy.current(),
         &set.catch_all,
