@@ -396,6 +396,9 @@ mod tests {
     /// Requests that arrive while the block set of a new revision is read wait for that one
     /// read instead of making their own (it is ~10 ms of SQLite with the full PyPI data).
     #[tokio::test(flavor = "current_thread")]
+    // The test holds the gate across awaits on purpose: the reads (on blocking threads) wait
+    // at it while every task gets to where it waits.
+    #[allow(clippy::await_holding_lock)]
     async fn the_block_set_is_read_once_per_revision_however_many_ask() {
         let gate = Arc::new(std::sync::Mutex::new(()));
         let slow = Arc::new(SlowIntel {
