@@ -270,6 +270,8 @@ pub struct Shared {
     pages: Mutex<HashMap<String, Arc<CachedPage>>>,
     rendered: Mutex<HashMap<(String, SimpleFormat), Arc<Rendered>>>,
     repo: Mutex<HashMap<String, (Instant, Fact<String>)>>,
+    /// One legacy JSON fetch per project at a time (the document can be megabytes).
+    repo_flights: crate::flights::Flights<String, Fact<String>>,
     pub(crate) root_set: Mutex<Option<root::BlockSet>>,
     /// Held while the block set is read, so that requests arriving after a new intelligence
     /// revision read it once between them.
@@ -553,6 +555,7 @@ impl Shared {
             pages: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
             repo: Mutex::new(HashMap::new()),
+            repo_flights: crate::flights::Flights::new(),
             root_set: Mutex::new(None),
             root_set_load: tokio::sync::Mutex::new(()),
             cold: Mutex::new(HashMap::new()),
@@ -871,22 +874,26 @@ impl Shared {
         let Ok(url) = legacy_url(state, project, None) else {
             return Fact::Unknown;
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let fact = match state.upstream.get_document(url.clone(), &headers).await {
-            Ok(doc) if doc.status.is_success() => {
-                match parse_legacy_json(project, &doc.body, doc.url.as_str()) {
-                    Ok(d) => match d.repository_url() {
-                        Some(u) => Fact::Present(u.to_string()),
-                        None => Fact::Absent,
-                    },
-                    Err(_) => Fact::Unknown,
-                }
-            }
-            _ => Fact::Unknown,
-        };
-        self.store_repo(project, fact.clone());
-        fact
+        self.repo_flights
+            .run(project.to_string(), || async {
+                let mut headers = HeaderMap::new();
+                headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+                let fact = match state.upstream.get_document(url.clone(), &headers).await {
+                    Ok(doc) if doc.status.is_success() => {
+                        match parse_legacy_json(project, &doc.body, doc.url.as_str()) {
+                            Ok(d) => match d.repository_url() {
+                                Some(u) => Fact::Present(u.to_string()),
+                                None => Fact::Absent,
+                            },
+                            Err(_) => Fact::Unknown,
+                        }
+                    }
+                    _ => Fact::Unknown,
+                };
+                self.store_repo(project, fact.clone());
+                fact
+            })
+            .await
     }
 
     fn store_repo(&self, project: &str, fact: Fact<String>) {

@@ -261,6 +261,8 @@ pub struct FakePypi {
     pub root_body: Arc<Mutex<Option<Bytes>>>,
     /// Request path → (status, `Location`): answered instead of the page or file.
     pub redirects: Arc<Mutex<HashMap<String, (StatusCode, String)>>>,
+    /// Legacy JSON answers wait while a test holds this for writing (after being counted).
+    pub legacy_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl FakePypi {
@@ -452,6 +454,7 @@ impl FakePypi {
             seen: Default::default(),
             root_body: Default::default(),
             redirects: Default::default(),
+            legacy_gate: Default::default(),
         };
         let simple = Router::new()
             .route("/simple/", get(root_page))
@@ -613,6 +616,7 @@ async fn legacy_page(
         return r;
     }
     f.counters.legacy.fetch_add(1, Ordering::SeqCst);
+    let _open = f.legacy_gate.read().await;
     match legacy_doc(&f, &project, None) {
         Some(d) => resp(StatusCode::OK, "application/json", d),
         None => resp(StatusCode::NOT_FOUND, "application/json", "{}"),

@@ -4,6 +4,7 @@ use crate::pypi_fake::*;
 use crate::pypi_http::*;
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::time::Duration;
 
 const UV_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
@@ -872,6 +873,55 @@ async fn repository_url_rule_uses_the_legacy_document_when_needed() {
         0,
         "fetched only when the policy needs it"
     );
+    gate.running.stop().await.unwrap();
+}
+
+/// Requests that arrive while the legacy document is being fetched wait for that fetch
+/// instead of each asking upstream for a document that can be megabytes (here: a lockfile
+/// install downloading files of one project at once, no index request first).
+#[tokio::test]
+async fn concurrent_requests_share_one_legacy_fetch() {
+    let (fake, gate) = setup("require_repository_url: true\n").await;
+    let legacy = || {
+        fake.counters
+            .legacy
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let page: Value = serde_json::from_str(&fake.json_page("demo-pkg").unwrap()).unwrap();
+    let urls: Vec<String> = page["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["url"].as_str().unwrap())
+        .filter(|u| u.contains("1.0.0"))
+        .map(|u| {
+            let rest = u.strip_prefix(&fake.files_base()).unwrap();
+            gate.url(&format!("/files/demo-pkg/{rest}"))
+        })
+        .collect();
+    assert!(!urls.is_empty());
+    let held = fake.legacy_gate.clone().write_owned().await;
+    let downloads: Vec<_> = (0..8)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            tokio::spawn(async move { get(&url, None).await.status() })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while legacy() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no legacy fetch");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Every request is in by now or soon: a second fetch would show within this window.
+    let window = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < window && legacy() == 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(held);
+    for d in downloads {
+        assert_eq!(d.await.unwrap(), 200);
+    }
+    assert_eq!(legacy(), 1);
     gate.running.stop().await.unwrap();
 }
 
