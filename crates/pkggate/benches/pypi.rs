@@ -13,10 +13,14 @@
 //!   --ignored --nocapture` gives best-of-15 timings of the same steps);
 //! * the numpy page (JSON and HTML) through pkggate vs directly from the fake, cold (a new
 //!   pkggate, empty caches) and warm (cached), in rounds that interleave direct and pkggate
-//!   fetches, as medians and ratios;
+//!   fetches, as medians and ratios, beside a do-nothing proxy on the same stack (buffered
+//!   and streamed: the floor of any proxy here);
+//! * the cold numpy JSON page again with the fake throttled to 25 MB/s (a public index's
+//!   pace), where the scan overlaps the transfer;
 //! * the 40 MB root index streamed through pkggate, with peak RSS growth;
 //! * a 1 GiB file streamed directly, through pkggate (sha256 verified) and through pkggate
-//!   with verification off, interleaved three times (medians), with peak RSS growth, and
+//!   with verification off and through the do-nothing streaming proxy, interleaved three
+//!   times (medians), with peak RSS growth, and
 //!   sha256 over memory on one core: on a machine whose cores the client, the fake and
 //!   pkggate share, the last two show what the extra hop and the hashing each cost.
 //!
