@@ -2,6 +2,7 @@
 
 pub mod artifact;
 pub mod audit;
+pub mod budget;
 pub mod cargo;
 pub mod cli;
 pub mod config;

@@ -10,6 +10,7 @@
 //! and the output buffer prepared while the decision is made, then rendered.
 
 use super::cache::{Flights, Lru, Weigh};
+use crate::budget::DocBudget;
 use crate::gate::{GateError, RequestInfo, VersionInput};
 use crate::server::{AppState, json_response, not_found};
 use crate::upstream::UpstreamError;
@@ -27,7 +28,7 @@ use sha2::Digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OnceCell, Semaphore, oneshot};
+use tokio::sync::{OnceCell, oneshot};
 
 const NPM: Ecosystem = Ecosystem::Npm;
 
@@ -309,9 +310,8 @@ pub struct NpmState {
     view_flights: Flights<(String, Representation), Shared<Arc<View>>>,
     doc_flights: Flights<(String, Representation), Shared<Arc<Fetched>>>,
     fact_flights: Flights<String, Shared<()>>,
-    /// Memory budget (MiB) for documents being parsed and rendered at once.
-    big_docs: Semaphore,
-    big_doc_budget: u32,
+    /// Memory budget for documents being parsed and rendered at once.
+    big_docs: DocBudget,
 }
 
 /// Default byte budget of cached views.
@@ -319,7 +319,7 @@ pub const VIEW_CACHE_BYTES: usize = 192 << 20;
 /// Default byte budget of the per-package fact cache.
 pub const FACT_CACHE_BYTES: usize = 64 << 20;
 /// MiB of documents (weighted 3× their size) processed at once.
-pub const BIG_DOC_BUDGET_MIB: u32 = 384;
+pub const BIG_DOC_BUDGET_MIB: u32 = crate::budget::DEFAULT_MIB;
 
 impl Default for NpmState {
     fn default() -> Self {
@@ -329,8 +329,7 @@ impl Default for NpmState {
             view_flights: Flights::new(),
             doc_flights: Flights::new(),
             fact_flights: Flights::new(),
-            big_docs: Semaphore::new(BIG_DOC_BUDGET_MIB as usize),
-            big_doc_budget: BIG_DOC_BUDGET_MIB,
+            big_docs: DocBudget::new(BIG_DOC_BUDGET_MIB),
         }
     }
 }
@@ -567,17 +566,6 @@ impl NpmState {
         Ok(view)
     }
 
-    async fn permit(&self, size: usize) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        if size < (1 << 20) {
-            return None;
-        }
-        let mib = u32::try_from(size.div_ceil(1 << 20).saturating_mul(3)).unwrap_or(u32::MAX);
-        self.big_docs
-            .acquire_many(mib.min(self.big_doc_budget))
-            .await
-            .ok()
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn process(
         &self,
@@ -590,7 +578,7 @@ impl NpmState {
         content_key: String,
         revs: Revs,
     ) -> Result<View, MetaError> {
-        let _permit = self.permit(fetched.body.len()).await;
+        let _permit = self.big_docs.permit(fetched.body.len()).await;
         let (inputs_tx, inputs_rx) = oneshot::channel::<Result<Vec<VersionInput>, MetaError>>();
         let (pkg_tx, pkg_rx) = oneshot::channel::<PkgFacts>();
         let (removed_tx, removed_rx) = oneshot::channel::<HashSet<String>>();
@@ -765,7 +753,7 @@ impl NpmState {
         self.fact_flights
             .run(name.to_string(), || async {
                 let fetched = self.fetch_doc(state, name, u, client).await?;
-                let _permit = self.permit(fetched.body.len()).await;
+                let _permit = self.big_docs.permit(fetched.body.len()).await;
                 let asked = name.to_string();
                 let pkg = tokio::task::spawn_blocking(move || {
                     let doc = fetched.parse().map_err(|source| MetaError::BadDocument {

@@ -272,6 +272,8 @@ pub struct Shared {
     repo: Mutex<HashMap<String, (Instant, Fact<String>)>>,
     /// One legacy JSON fetch per project at a time (the document can be megabytes).
     repo_flights: crate::flights::Flights<String, Fact<String>>,
+    /// Memory budget for the upstream documents being read and rendered at once.
+    docs: crate::budget::DocBudget,
     pub(crate) root_set: Mutex<Option<root::BlockSet>>,
     /// Held while the block set is read, so that requests arriving after a new intelligence
     /// revision read it once between them.
@@ -556,6 +558,7 @@ impl Shared {
             rendered: Mutex::new(HashMap::new()),
             repo: Mutex::new(HashMap::new()),
             repo_flights: crate::flights::Flights::new(),
+            docs: crate::budget::DocBudget::new(crate::budget::DEFAULT_MIB),
             root_set: Mutex::new(None),
             root_set_load: tokio::sync::Mutex::new(()),
             cold: Mutex::new(HashMap::new()),
@@ -1092,6 +1095,11 @@ async fn serve_page(
         Ok(PageFetch::NotFound) => return crate::server::not_found(),
         Err(r) => return r,
     };
+    // A fresh body is read (unless indexed already) and rendered here: within the budget.
+    let _permit = match &fresh {
+        Some(f) => shared.docs.permit(f.body.len()).await,
+        None => None,
+    };
     let fresh_index = fresh.as_mut().and_then(|f| f.index.take());
     let fresh_parsed = match &fresh {
         Some(f) if fresh_index.is_none() => {
@@ -1352,6 +1360,7 @@ async fn serve_legacy(state: AppState, shared: Arc<Shared>, req: Request) -> Res
     if !doc.status.is_success() {
         return upstream_status(url.as_str(), doc.status);
     }
+    let _permit = shared.docs.permit(doc.body.len()).await;
     let parsed = match parse_legacy_json(&project, &doc.body, doc.url.as_str()) {
         Ok(p) => p,
         Err(e) => return bad_upstream(url.as_str(), e),
