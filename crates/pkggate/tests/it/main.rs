@@ -7,6 +7,7 @@ mod audit_writer;
 mod cargo_gate;
 mod cargo_probe;
 mod cli;
+mod compat;
 mod intel_refresh;
 mod intel_sample;
 mod live;
