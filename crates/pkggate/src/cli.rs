@@ -200,8 +200,10 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Every line of a request carries its id (the `request` span the server opens).
+    // Colour only on a terminal: operators grep files and journald (as 0.1.x wrote them).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if config.log_json {
         builder

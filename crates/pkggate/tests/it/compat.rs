@@ -1864,7 +1864,6 @@ async fn cargo_index_base_without_a_trailing_slash() {
 /// written to a pipe, no line carries terminal escape codes (as `mirror sync` already
 /// writes no progress-bar escapes off a terminal).
 #[tokio::test]
-#[ignore = "defect: log lines written to a pipe or file carry ANSI colour escapes (tracing fmt ansi defaults on)"]
 async fn log_lines_off_a_terminal_are_plain_text() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::spawn(
