@@ -362,13 +362,22 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
     }
 }
 
+/// The upstream index file of a crate. The configured index is a directory whether or not
+/// its URL ends in `/` (joining onto `…/index` would replace `index`).
+fn index_url(state: &AppState, name: &str) -> Result<url::Url, url::ParseError> {
+    let mut base = state.config.upstream_cargo_index.clone();
+    if !base.path().ends_with('/') {
+        let p = format!("{}/", base.path());
+        base.set_path(&p);
+    }
+    base.join(&index_path(name))
+}
+
 /// [`load_index`] without the sharing.
 async fn fetch_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Response> {
     let path = index_path(name);
-    let url =
-        state.config.upstream_cargo_index.join(&path).map_err(|_| {
-            json_response(StatusCode::BAD_REQUEST, json!({"error": "bad crate name"}))
-        })?;
+    let url = index_url(state, name)
+        .map_err(|_| json_response(StatusCode::BAD_REQUEST, json!({"error": "bad crate name"})))?;
     let previous = cached(state, name);
     let mut headers = HeaderMap::new();
     if let Some(etag) = previous.as_ref().and_then(|p| p.etag.as_deref())
@@ -491,9 +500,8 @@ async fn index(
     // never an empty index cargo would cache as "no such crate".
     if summary.entries.is_empty() && summary.unreadable > 0 {
         return crate::upstream::UpstreamError::Other {
-            url: crate::upstream::without_userinfo(&state.config.upstream_cargo_index)
-                .join(&index_path(&name))
-                .map(|u| u.to_string())
+            url: index_url(&state, &name)
+                .map(|u| crate::upstream::without_userinfo(&u).to_string())
                 .unwrap_or_default(),
             message: format!(
                 "none of the {} lines of the index file is readable",

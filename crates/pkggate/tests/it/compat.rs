@@ -1855,7 +1855,6 @@ async fn upstream_bases_below_a_path_with_or_without_a_trailing_slash() {
 }
 
 #[tokio::test]
-#[ignore = "defect: UPSTREAM_CARGO_INDEX without a trailing slash loses its last path segment (Url::join), so every crate is 404"]
 async fn cargo_index_base_without_a_trailing_slash() {
     upstream_base_table(&[("crates.io", "")]).await;
 }
