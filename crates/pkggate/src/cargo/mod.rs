@@ -314,8 +314,8 @@ fn version_input(version: &str, published: Option<i64>) -> VersionInput {
     }
 }
 
-async fn config_json(State(state): State<AppState>) -> Response {
-    let base = state.config.public_base(Ecosystem::CratesIo);
+async fn config_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let base = crate::server::public_base(&state, Ecosystem::CratesIo, &headers);
     let body = json!({"dl": format!("{base}/cargo/api/v1/crates")});
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
     r.headers_mut().insert(

@@ -303,11 +303,15 @@ struct Revs {
     now: i64,
 }
 
+/// A view's identity: package name, representation, public base.
+type ViewKey = (String, Representation, String);
+
 /// Adapter state shared by every request of one server.
 pub struct NpmState {
-    views: Lru<(String, Representation), Arc<View>>,
+    /// By (name, representation, public base).
+    views: Lru<ViewKey, Arc<View>>,
     facts: Lru<String, Arc<PkgFacts>>,
-    view_flights: Flights<(String, Representation), Shared<Arc<View>>>,
+    view_flights: Flights<ViewKey, Shared<Arc<View>>>,
     doc_flights: Flights<(String, Representation), Shared<Arc<Fetched>>>,
     fact_flights: Flights<String, Shared<()>>,
     /// Memory budget for documents being parsed and rendered at once.
@@ -488,9 +492,12 @@ impl NpmState {
         name: &str,
         repr: Representation,
     ) -> Shared<Arc<View>> {
+        // The base written into tarball URLs can differ per request (trusted
+        // `X-Forwarded-*`): it is part of the view's identity.
+        let base = crate::server::public_base(state, NPM, client);
         self.view_flights
-            .run((name.to_string(), repr), || async {
-                self.build_view(state, req, client, name, repr)
+            .run((name.to_string(), repr, base.clone()), || async {
+                self.build_view(state, req, client, name, repr, base)
                     .await
                     .map_err(Arc::new)
             })
@@ -504,10 +511,11 @@ impl NpmState {
         client: &HeaderMap,
         name: &str,
         repr: Representation,
+        base: String,
     ) -> Result<Arc<View>, MetaError> {
         let revs = self.revs(state, name).await;
         let u = upstream_repr(repr, revs.policy.needs(NPM));
-        let key = (name.to_string(), repr);
+        let key = (name.to_string(), repr, base.clone());
         let cached = self
             .views
             .get(&key)
@@ -559,7 +567,7 @@ impl NpmState {
             return Ok(v);
         }
         let view = self
-            .process(state, req, name, repr, u, fetched, content_key, revs)
+            .process(state, req, name, repr, u, fetched, content_key, revs, base)
             .await?;
         let view = Arc::new(view);
         self.views.insert(key, view.clone());
@@ -577,12 +585,12 @@ impl NpmState {
         fetched: Arc<Fetched>,
         content_key: String,
         revs: Revs,
+        base: String,
     ) -> Result<View, MetaError> {
         let _permit = self.big_docs.permit(fetched.body.len()).await;
         let (inputs_tx, inputs_rx) = oneshot::channel::<Result<Vec<VersionInput>, MetaError>>();
         let (pkg_tx, pkg_rx) = oneshot::channel::<PkgFacts>();
         let (removed_tx, removed_rx) = oneshot::channel::<HashSet<String>>();
-        let base = state.config.public_base(NPM);
         let doc_src = fetched.clone();
         let asked = name.to_string();
         let render_base = base.clone();

@@ -449,29 +449,9 @@ pub(crate) fn valid_project_name(name: &str) -> bool {
         && name.bytes().any(|b| b.is_ascii_alphanumeric())
 }
 
-/// The public base for rewritten URLs (`X-Forwarded-*` only when trusted).
+/// The public base for PyPI's rewritten URLs (see [`crate::server::public_base`]).
 pub(crate) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
-    if state.config.trust_forwarded_headers
-        && let Some(host) = headers
-            .get("x-forwarded-host")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-            })
-    {
-        let proto = headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .map(|p| p.split(',').next().unwrap_or("").trim())
-            .filter(|p| *p == "https" || *p == "http")
-            .unwrap_or("http");
-        return format!("{proto}://{host}");
-    }
-    state.config.public_base(Ecosystem::PyPI)
+    crate::server::public_base(state, Ecosystem::PyPI, headers)
 }
 
 fn sha_hex(parts: &[&[u8]]) -> String {

@@ -12,7 +12,7 @@ use crate::policy_state::PolicyHandle;
 use crate::upstream::Upstream;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pkggate_formats::Ecosystem;
@@ -173,6 +173,33 @@ async fn metrics_endpoint(State(state): State<AppState>) -> Response {
 }
 
 /// JSON body with an explicit status and `Cache-Control: no-store`.
+/// The public base written into rewritten URLs (npm tarballs, PyPI files, cargo `dl`):
+/// `X-Forwarded-Host` / `X-Forwarded-Proto` when `TRUST_FORWARDED_HEADERS` is on and the host
+/// is plain, else the configured base ([`crate::config::Config::public_base`]).
+pub fn public_base(state: &AppState, eco: Ecosystem, headers: &HeaderMap) -> String {
+    if state.config.trust_forwarded_headers
+        && let Some(host) = headers
+            .get("x-forwarded-host")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+    {
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .map(|p| p.split(',').next().unwrap_or("").trim())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http");
+        return format!("{proto}://{host}");
+    }
+    state.config.public_base(eco)
+}
+
 pub fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
     (
         status,

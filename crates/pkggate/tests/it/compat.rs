@@ -458,9 +458,53 @@ async fn forwarded_headers_steer_pypi_urls_only_when_trusted() {
 }
 
 #[tokio::test]
-#[ignore = "defect: TRUST_FORWARDED_HEADERS is honoured for PyPI only; npm tarball URLs and cargo dl ignore X-Forwarded-*"]
 async fn forwarded_headers_steer_npm_and_cargo_urls_only_when_trusted() {
     forwarded_table(&["npm", "crates.io"]).await;
+}
+
+/// Behind a trusted front proxy that serves two host names, a cached document rendered for
+/// one host is never handed to a request for the other (or to one without the headers).
+#[tokio::test]
+async fn forwarded_bases_never_leak_between_requests() {
+    let extra = [
+        (env::PUBLIC_BASE_URL, ""),
+        (env::TRUST_FORWARDED_HEADERS, "true"),
+    ];
+    let a: &[(&str, &str)] = &[
+        ("x-forwarded-host", "a.gate.test"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let b: &[(&str, &str)] = &[("x-forwarded-host", "b.gate.test")];
+    let h = npm_base_gate(&extra).await;
+    let fake = FakePypi::start().await;
+    pypi_base_fake(&fake);
+    let g = start_gate(&fake, "{}", vec![], &extra).await;
+    for round in 0..2 {
+        for (headers, want) in [
+            (a, "https://a.gate.test/".to_string()),
+            (b, "http://b.gate.test/".to_string()),
+            (&[][..], format!("{}/", h.base)),
+        ] {
+            let url = npm_tarball_url(&h, headers).await;
+            assert!(
+                url.starts_with(&want),
+                "npm, round {round}: {url}, want under {want}"
+            );
+        }
+        for (headers, want) in [
+            (a, "https://a.gate.test/".to_string()),
+            (b, "http://b.gate.test/".to_string()),
+            (&[][..], format!("{}/", g.base)),
+        ] {
+            let url = pypi_file_url(&g.base, headers).await;
+            assert!(
+                url.starts_with(&want),
+                "PyPI, round {round}: {url}, want under {want}"
+            );
+        }
+    }
+    h.stop().await;
+    g.running.stop().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
