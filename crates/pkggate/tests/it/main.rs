@@ -12,6 +12,7 @@ mod intel_refresh;
 mod intel_sample;
 mod live;
 mod metrics;
+mod npm_conformance;
 mod npm_e2e;
 mod npm_fake;
 mod npm_gate;
