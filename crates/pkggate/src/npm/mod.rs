@@ -127,6 +127,13 @@ pub async fn fallback(
     let route = match parse_path(path) {
         Ok(r) => r,
         Err(NpmPathError::UnknownRoute { .. }) => return not_found(),
+        // No npm name contains `%`: such a name is not found (and never decoded twice).
+        Err(e @ NpmPathError::DoubleEncoded { .. }) => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("Not found: {e}")}),
+            );
+        }
         Err(e) => return bad_request(&e),
     };
     let st = npm_state(&state);

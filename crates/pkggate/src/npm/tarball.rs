@@ -57,7 +57,7 @@ pub fn expected(integrity: Option<&str>, shasum: Option<&str>) -> Expected {
 
 /// The body of a HEAD answer: no bytes, but the GET's length (so the server keeps the
 /// upstream `Content-Length` instead of writing 0).
-struct HeadBody(u64);
+struct HeadBody(Option<u64>);
 
 impl http_body::Body for HeadBody {
     type Data = Bytes;
@@ -71,7 +71,11 @@ impl http_body::Body for HeadBody {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.0)
+        match self.0 {
+            Some(l) => http_body::SizeHint::with_exact(l),
+            // Unknown, as the GET's (streamed without a length): never an exact 0.
+            None => http_body::SizeHint::default(),
+        }
     }
 }
 
@@ -243,11 +247,9 @@ async fn stream(
         builder = builder.header(header::CONTENT_LENGTH, l);
     }
     if method == Method::HEAD {
-        let body = match length {
-            Some(l) => Body::new(HeadBody(l)),
-            None => Body::empty(),
-        };
-        return builder.body(body).unwrap_or_else(|_| not_found());
+        return builder
+            .body(Body::new(HeadBody(length)))
+            .unwrap_or_else(|_| not_found());
     }
     let on_failure = move |f: Failure| {
         match f {
