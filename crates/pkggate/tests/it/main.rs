@@ -8,6 +8,7 @@ mod cargo_gate;
 mod cargo_probe;
 mod cli;
 mod compat;
+mod defects;
 mod intel_refresh;
 mod intel_sample;
 mod live;
