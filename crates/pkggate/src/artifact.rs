@@ -317,6 +317,34 @@ pub fn from_hex(algorithm: &'static str, hex_digest: &str) -> Expected {
     }
 }
 
+/// The body of a `HEAD` answer for an artifact of `length` bytes: empty, with the size the
+/// `GET` would have (`None`: unknown, so no `Content-Length` is sent, as for the streamed
+/// `GET`; an empty body would claim 0).
+pub fn head_body(length: Option<u64>) -> Body {
+    Body::new(HeadBody(length))
+}
+
+struct HeadBody(Option<u64>);
+
+impl http_body::Body for HeadBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.0 {
+            Some(l) => http_body::SizeHint::with_exact(l),
+            None => http_body::SizeHint::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

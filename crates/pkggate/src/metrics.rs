@@ -33,6 +33,7 @@ pub struct Metrics {
     intel_age: Family<Labels, Gauge<f64, AtomicU64>>,
     intel_records: Family<Labels, Gauge>,
     intel_loaded: Family<Labels, Gauge>,
+    intel_refresh_failures: Family<Labels, Gauge>,
     policy_reload_failures: Gauge,
     policy_info: Family<Labels, Gauge>,
     audit_queue: Gauge,
@@ -62,6 +63,7 @@ pub fn metrics() -> &'static Metrics {
             intel_age: Family::default(),
             intel_records: Family::default(),
             intel_loaded: Family::default(),
+            intel_refresh_failures: Family::default(),
             policy_reload_failures: Gauge::default(),
             policy_info: Family::default(),
             audit_queue: Gauge::default(),
@@ -122,6 +124,11 @@ pub fn metrics() -> &'static Metrics {
             "pkggate_intel_loaded",
             "1 when the ecosystem's mirror has data",
             m.intel_loaded.clone(),
+        );
+        r.register(
+            "pkggate_intel_refresh_failures",
+            "Mirror refreshes that failed in a row (0 after a success), per ecosystem",
+            m.intel_refresh_failures.clone(),
         );
         r.register(
             "pkggate_policy_reload_failures",
@@ -212,6 +219,9 @@ pub fn render(state: &AppState) -> String {
         let l = labels(&[("ecosystem", s.ecosystem.osv_name())]);
         m.intel_records.get_or_create(&l).set(s.records as i64);
         m.intel_loaded.get_or_create(&l).set(i64::from(s.loaded()));
+        m.intel_refresh_failures
+            .get_or_create(&l)
+            .set(i64::from(s.consecutive_failures));
         m.intel_age
             .get_or_create(&l)
             .set(s.age_seconds(now).map_or(f64::NAN, |a| a as f64));

@@ -752,9 +752,18 @@ async fn download(
             );
         }
     }
-    let len = resp.content_length();
+    // Upstream's declared length (for a HEAD, the client library reports the empty body's 0).
+    let len = if method == Method::HEAD {
+        resp.headers()
+            .get(header::CONTENT_LENGTH)
+            .filter(|_| !resp.headers().contains_key(header::CONTENT_ENCODING))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    } else {
+        resp.content_length()
+    };
     let mut out = if method == Method::HEAD {
-        StatusCode::OK.into_response()
+        (StatusCode::OK, crate::artifact::head_body(len)).into_response()
     } else {
         let (name, ver) = (krate.clone(), version.clone());
         let on_failure = move |f: Failure| match f {

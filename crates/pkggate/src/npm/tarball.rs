@@ -7,10 +7,8 @@ use super::meta::{MetaError, NpmState, VerFacts, clone_error};
 use crate::artifact::{Checks, Expected, Failure, verified_checked};
 use crate::gate::{ArtifactAudit, RequestKind, blocked_response};
 use crate::server::{AppState, RequestContext, json_response, not_found};
-use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
 
 use pkggate_formats::Ecosystem;
 use pkggate_formats::npm::Representation;
@@ -52,30 +50,6 @@ pub fn expected(integrity: Option<&str>, shasum: Option<&str>) -> Expected {
     match shasum.and_then(|s| hex::decode(s.trim()).ok()) {
         Some(raw) if raw.len() == 20 => Expected::Digest("sha1", raw),
         _ => Expected::None,
-    }
-}
-
-/// The body of a HEAD answer: no bytes, but the GET's length (so the server keeps the
-/// upstream `Content-Length` instead of writing 0).
-struct HeadBody(Option<u64>);
-
-impl http_body::Body for HeadBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::task::Poll::Ready(None)
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        match self.0 {
-            Some(l) => http_body::SizeHint::with_exact(l),
-            // Unknown, as the GET's (streamed without a length): never an exact 0.
-            None => http_body::SizeHint::default(),
-        }
     }
 }
 
@@ -248,7 +222,7 @@ async fn stream(
     }
     if method == Method::HEAD {
         return builder
-            .body(Body::new(HeadBody(length)))
+            .body(crate::artifact::head_body(length))
             .unwrap_or_else(|_| not_found());
     }
     let on_failure = move |f: Failure| {
@@ -288,6 +262,7 @@ async fn stream(
 mod tests {
     use super::*;
     use crate::artifact::verified;
+    use axum::body::Body;
     use base64::Engine;
     use bytes::Bytes;
     use http_body_util::BodyExt;

@@ -31,7 +31,6 @@ use super::{
 use crate::artifact::{Checks, Expected, Failure, from_hex, verified_checked};
 use crate::gate::{ArtifactAudit, PackageVerdict, RequestKind, blocked_response};
 use crate::server::{AppState, not_found};
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
@@ -311,7 +310,7 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
         out_headers.insert(header::ETAG, v);
     }
     if is_head {
-        let mut r = Response::new(Body::empty());
+        let mut r = Response::new(crate::artifact::head_body(length));
         *r.headers_mut() = out_headers;
         return r;
     }
