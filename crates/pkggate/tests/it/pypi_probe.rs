@@ -1049,3 +1049,50 @@ async fn a_file_shorter_than_the_index_size_never_looks_complete() {
     assert!(got.is_err(), "served as complete: {got:?}");
     gate.running.stop().await.unwrap();
 }
+
+/// A file the index lists without a size, which upstream sends chunked (no length): `HEAD`
+/// answers what `GET` answers — no `Content-Length` — never a length of 0.
+#[tokio::test]
+async fn head_of_a_file_of_unknown_length_claims_no_length() {
+    let up = RawUpstream::start().await;
+    let full: Vec<u8> = (0..1000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut chunked = format!("{:x}\r\n", full.len()).into_bytes();
+    chunked.extend_from_slice(&full);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let f = "nolen_pkg-1.0.0-py3-none-any.whl";
+    let path = format!("/files-host/n/{f}");
+    up.answer(
+        &path,
+        unframed(
+            200,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Transfer-Encoding", "chunked"),
+            ],
+            &chunked,
+        ),
+    );
+    let listed = [(
+        f,
+        format!("{}{path}", up.origin()),
+        Some(sha256_hex(&full)),
+        None,
+    )];
+    up.page(
+        "/simple/nolen-pkg/",
+        JSON_CT,
+        json_page("nolen-pkg", &listed),
+    );
+    let (_unused, gate) = gate_on_raw(&up, "{}", &[]).await;
+    let urls = listed_urls(&gate, "nolen-pkg").await;
+    assert_eq!(urls.len(), 1);
+    let g = client().get(&urls[0]).send().await.unwrap();
+    assert_eq!(g.status(), 200);
+    let g_len = header(&g, "content-length");
+    assert_eq!(g.bytes().await.unwrap().as_ref(), full.as_slice());
+    let h = client().head(&urls[0]).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    assert_eq!(g_len, None, "GET of a chunked upstream file");
+    assert_eq!(header(&h, "content-length"), g_len, "HEAD");
+    gate.running.stop().await.unwrap();
+}
