@@ -538,6 +538,13 @@ struct Cdp {
 
 impl Cdp {
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        let answer = self.answer(method, params).await;
+        assert!(answer.get("error").is_none(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+
+    /// The whole answer to one call (`result` or `error`).
+    async fn answer(&mut self, method: &str, params: Value) -> Value {
         self.next += 1;
         let id = self.next;
         let msg = json!({"id": id, "method": method, "params": params}).to_string();
@@ -545,7 +552,7 @@ impl Cdp {
             .send(tokio_tungstenite::tungstenite::Message::text(msg))
             .await
             .unwrap();
-        let answer = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(m) = self.ws.next().await {
                 let m = m.unwrap();
                 let Ok(text) = m.to_text() else { continue };
@@ -559,9 +566,7 @@ impl Cdp {
             panic!("devtools connection closed");
         })
         .await
-        .unwrap_or_else(|_| panic!("no answer to {method}"));
-        assert!(answer.get("error").is_none(), "{method}: {answer}");
-        answer["result"].clone()
+        .unwrap_or_else(|_| panic!("no answer to {method}"))
     }
 
     /// Evaluate `expr` in the page; its value (JSON-serializable).
@@ -576,10 +581,17 @@ impl Cdp {
         r["result"]["value"].clone()
     }
 
-    /// Poll `expr` until it is `true`.
+    /// Poll `expr` until it is `true`. While the page navigates (a submitted form), an
+    /// evaluation can fail ("Inspected target navigated or closed"): that is "not yet".
     async fn wait_for(&mut self, what: &str, expr: &str) {
         eventually(what, Duration::from_secs(20), async || {
-            (self.eval(expr).await == Value::Bool(true)).then_some(())
+            let a = self
+                .answer(
+                    "Runtime.evaluate",
+                    json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+                )
+                .await;
+            (a["result"]["result"]["value"] == Value::Bool(true)).then_some(())
         })
         .await;
     }
