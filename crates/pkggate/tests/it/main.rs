@@ -18,6 +18,7 @@ mod npm_e2e;
 mod npm_fake;
 mod npm_gate;
 mod npm_probe;
+mod osv_probe;
 mod policy_cli;
 mod policy_reload;
 mod policy_why;
