@@ -186,19 +186,29 @@ pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
     Ok(out)
 }
 
-/// Revision of a directory source: sha256 over each file's relative path and content.
+/// Revision of a directory source: sha256 over each file's relative path, length and
+/// content. Files are streamed through the hash (a file of any size costs one buffer).
 pub fn dir_revision(dir: &Path) -> Result<String, IngestError> {
     let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
     for f in json_files(dir)? {
+        let io = |source| IngestError::Io {
+            path: f.display().to_string(),
+            source,
+        };
         let rel = f.strip_prefix(dir).unwrap_or(&f);
         hasher.update(rel.to_string_lossy().as_bytes());
         hasher.update([0]);
-        let bytes = std::fs::read(&f).map_err(|source| IngestError::Io {
-            path: f.display().to_string(),
-            source,
-        })?;
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
+        let mut file = std::fs::File::open(&f).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        hasher.update(len.to_le_bytes());
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
     }
     Ok(hex::encode(hasher.finalize()))
 }

@@ -244,7 +244,11 @@ async fn download(
         }
         current = next;
     };
-    if resp.status() == StatusCode::NOT_MODIFIED {
+    // "Not modified" means something only as the answer to our validators; without them
+    // (another source, or no data yet) it would declare data from elsewhere current.
+    if resp.status() == StatusCode::NOT_MODIFIED
+        && (validators.etag.is_some() || validators.last_modified.is_some())
+    {
         return Ok(Fetched::NotModified);
     }
     if !resp.status().is_success() {

@@ -384,6 +384,12 @@ impl IntelStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(sql(&self.path))?;
+            let mut del_aff = tx
+                .prepare("DELETE FROM affected WHERE ecosystem = ?1 AND advisory_id = ?2")
+                .map_err(sql(&self.path))?;
+            // An id that appears again in the same bundle: the last entry wins, whole (its
+            // advisory row replaces the earlier one, so the earlier ranges go too).
+            let mut seen: HashMap<String, bool> = HashMap::new();
             for item in items {
                 let adv = match item.map_err(StoreError::Ingest)? {
                     BundleItem::Skipped(_) => {
@@ -395,6 +401,16 @@ impl IntelStore {
                 let ours: Vec<_> = adv.affected.iter().filter(|a| a.ecosystem == eco).collect();
                 if ours.is_empty() {
                     continue;
+                }
+                if let Some(was_withdrawn) = seen.insert(adv.id.clone(), adv.withdrawn.is_some()) {
+                    let removed = del_aff
+                        .execute(params![eco_name, adv.id])
+                        .map_err(sql(&self.path))?;
+                    stats.affected_rows = stats.affected_rows.saturating_sub(removed as u64);
+                    stats.records = stats.records.saturating_sub(1);
+                    if was_withdrawn {
+                        stats.withdrawn = stats.withdrawn.saturating_sub(1);
+                    }
                 }
                 stats.records += 1;
                 let aliases = serde_json::to_string(&adv.aliases).unwrap_or_else(|_| "[]".into());
