@@ -341,7 +341,7 @@ async fn signing_in_sets_a_session_cookie_that_opens_the_page_and_api() {
     );
 }
 
-fn event(ts: i64, action: &str, package: &str, rule: &str) -> AuditEvent {
+pub(crate) fn event(ts: i64, action: &str, package: &str, rule: &str) -> AuditEvent {
     AuditEvent {
         ts: rfc3339(ts),
         action: action.into(),

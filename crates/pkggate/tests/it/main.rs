@@ -1,6 +1,7 @@
 //! The one integration test binary: fake upstreams on 127.0.0.1:0, real bundles and
 //! recorded documents from `../shared/`.
 
+mod admin_probe;
 mod admin_ui;
 mod audit_gate;
 mod audit_writer;
