@@ -66,7 +66,8 @@ impl BundleSource {
 
     pub fn describe(&self) -> String {
         match self {
-            BundleSource::Http(u) => u.to_string(),
+            // Never the credentials a configured URL may carry: this is shown and stored.
+            BundleSource::Http(u) => crate::upstream::without_userinfo(u).to_string(),
             BundleSource::Local(p) => p.display().to_string(),
         }
     }
@@ -201,9 +202,11 @@ async fn download(
     max_bytes: u64,
     progress: Progress<'_>,
 ) -> Result<Fetched, SourceError> {
+    // What errors show: the URL without the credentials it may carry.
+    let shown = crate::upstream::without_userinfo(url).to_string();
     let http = |e: reqwest::Error| SourceError::Http {
-        url: url.to_string(),
-        message: e.to_string(),
+        url: shown.clone(),
+        message: crate::upstream::redact_userinfo(&e.to_string()),
     };
     // Redirects are followed here, not by the client, so that each hop is checked against
     // the configured origin (SPEC §3 item 12).
@@ -227,8 +230,10 @@ async fn download(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let next = current.join(location).map_err(|_| SourceError::Http {
-            url: url.to_string(),
-            message: format!("redirect with an invalid Location {location:?}"),
+            url: shown.clone(),
+            message: crate::upstream::redact_userinfo(&format!(
+                "redirect with an invalid Location {location:?}"
+            )),
         })?;
         hops += 1;
         if next.origin() != url.origin() || hops > 5 {
@@ -238,8 +243,8 @@ async fn download(
                 "redirect to another origin refused"
             };
             return Err(SourceError::Http {
-                url: url.to_string(),
-                message: format!("{why}: {next}"),
+                url: shown.clone(),
+                message: crate::upstream::redact_userinfo(&format!("{why}: {next}")),
             });
         }
         current = next;
@@ -253,14 +258,14 @@ async fn download(
     }
     if !resp.status().is_success() {
         return Err(SourceError::Status {
-            url: url.to_string(),
+            url: shown.clone(),
             status: resp.status().as_u16(),
         });
     }
     let total = resp.content_length();
     if total.is_some_and(|t| t > max_bytes) {
         return Err(SourceError::TooLarge {
-            url: url.to_string(),
+            url: shown.clone(),
             limit: max_bytes,
         });
     }
@@ -290,7 +295,7 @@ async fn download(
         written += chunk.len() as u64;
         if written > max_bytes {
             return Err(SourceError::TooLarge {
-                url: url.to_string(),
+                url: shown.clone(),
                 limit: max_bytes,
             });
         }
@@ -302,7 +307,7 @@ async fn download(
     file.flush().map_err(io)?;
     if total.is_some_and(|t| t != written) {
         return Err(SourceError::Http {
-            url: url.to_string(),
+            url: shown.clone(),
             message: format!("truncated body: {written} of {} bytes", total.unwrap_or(0)),
         });
     }

@@ -301,7 +301,7 @@ fn consider(
     if filter.since.is_some() || filter.until.is_some() {
         let ts = event_ts(&e);
         if let (Some(since), Some(ts)) = (filter.since, ts) {
-            if ts < since - GRACE_SECS {
+            if ts < since.saturating_sub(GRACE_SECS) {
                 return ControlFlow::Break(());
             }
             if ts < since {
@@ -447,6 +447,21 @@ struct FileAgg {
     /// The file's first event, once the scan reached its start.
     first_ts: Option<i64>,
     buckets: Buckets,
+    /// The file's first bytes when counted: an appended file keeps them, a new file that
+    /// got a deleted one's inode (rotation) does not, so its counts are never reused.
+    head: Vec<u8>,
+}
+
+/// Bytes of a file's start that identify it with its inode.
+const HEAD_BYTES: usize = 256;
+
+/// The first `HEAD_BYTES` bytes of `path` (fewer when it is shorter).
+fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    std::fs::File::open(path)?
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
 }
 
 /// (device, inode) of a file; the path where these are unknown.
@@ -518,7 +533,7 @@ fn build_backwards(path: &Path, from_ts: i64, stats: &mut ScanStats) -> std::io:
         let ts = event_ts(&e);
         if let Some(ts) = ts {
             first_ts = Some(ts);
-            if ts < from_ts - GRACE_SECS {
+            if ts < from_ts.saturating_sub(GRACE_SECS) {
                 return ControlFlow::Break(());
             }
         }
@@ -532,6 +547,7 @@ fn build_backwards(path: &Path, from_ts: i64, stats: &mut ScanStats) -> std::io:
     }
     // Counted up to the end of the last complete line.
     agg.size = complete_len(path)?;
+    agg.head = file_head(path)?;
     Ok(agg)
 }
 
@@ -564,7 +580,7 @@ pub fn hourly_counts(state: &AppState, from_ts: i64) -> std::io::Result<(Buckets
     let in_memory = state.audit.visit_recent(&mut |e| {
         stats.lines += 1;
         if let Ok(Value::Object(m)) = serde_json::to_value(e) {
-            if event_ts(&m).is_some_and(|ts| ts < from_ts - GRACE_SECS) {
+            if event_ts(&m).is_some_and(|ts| ts < from_ts.saturating_sub(GRACE_SECS)) {
                 return ControlFlow::Break(());
             }
             count_event(&mut buckets, &m);
@@ -587,13 +603,18 @@ pub fn hourly_counts(state: &AppState, from_ts: i64) -> std::io::Result<(Buckets
         };
         let key = file_key(&file, &meta);
         seen.push(key.clone());
-        let reuse = cache
-            .get(&key)
-            .is_some_and(|a| a.size <= meta.len() && a.from_ts <= from_ts);
+        let head = file_head(&file)?;
+        // Files only grow: the start counted before is still the start (else another file
+        // has this inode now).
+        let reuse = cache.get(&key).is_some_and(|a| {
+            a.size <= meta.len() && a.from_ts <= from_ts && head.starts_with(&a.head)
+        });
         if reuse {
             if let Some(agg) = cache.get_mut(&key) {
                 stats.files += 1;
                 extend_forward(&file, agg, &mut stats)?;
+                // What is counted now starts with this (longer, if the file was short).
+                agg.head.clone_from(&head);
             }
         } else {
             let agg = build_backwards(&file, from_ts, &mut stats)?;

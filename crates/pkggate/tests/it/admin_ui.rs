@@ -385,6 +385,36 @@ async fn file_server(dir: &std::path::Path, log: &std::path::Path) -> pkggate::s
         .unwrap()
 }
 
+/// Stats counted from a file are reused only for that file: a new log that has the old one's
+/// inode (rotation deletes a file and the next one may get its inode; here the same file
+/// rewritten in place) is counted afresh, not extended from the old file's offset.
+#[tokio::test]
+async fn stats_are_not_reused_for_another_file_under_the_same_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    let now = now_unix();
+    let write = |first: &str, n: usize, then: &str, m: usize| {
+        let mut text = String::new();
+        for (action, count) in [(first, n), (then, m)] {
+            for i in 0..count {
+                text += &line(&event(now - 60, action, &format!("p{i}"), "denylist"));
+            }
+        }
+        // Truncates and rewrites: the same inode.
+        std::fs::write(&log, text).unwrap();
+    };
+    write("allow", 2, "block", 0);
+    let running = file_server(dir.path(), &log).await;
+    let b = format!("http://{}", running.addr);
+    let v = api(&b, "/-/pkggate/api/stats?hours=24").await;
+    assert_eq!(v["total"]["allowed"], 2, "{v}");
+    write("block", 4, "allow", 3);
+    let v = api(&b, "/-/pkggate/api/stats?hours=24").await;
+    assert_eq!(v["total"]["blocked"], 4, "{v}");
+    assert_eq!(v["total"]["allowed"], 3, "{v}");
+    running.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn big_log_reads_stop_early() {
     const LINES: usize = 200_000;
