@@ -117,15 +117,7 @@ fn loopback_client(state: &AppState, headers: &HeaderMap, peer: Option<SocketAdd
     if !state.config.trust_forwarded_headers {
         return true;
     }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    match forwarded.last() {
+    match crate::server::last_forwarded_for(headers) {
         None => true,
         Some(last) => last
             .parse::<std::net::IpAddr>()

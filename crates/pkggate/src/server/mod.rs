@@ -72,14 +72,37 @@ fn new_request_id() -> String {
     format!("{:016x}", h.finish())
 }
 
+/// The last `X-Forwarded-For` entry: the client as the nearest proxy saw it (earlier entries
+/// are whatever the client sent). Meaningful only when forwarded headers are trusted.
+pub(crate) fn last_forwarded_for(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+}
+
 async fn request_context(
+    State(state): State<AppState>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let client_ip = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    // The audit's `client_ip`: the forwarded client when a front proxy is trusted.
+    let forwarded = state
+        .config
+        .trust_forwarded_headers
+        .then(|| last_forwarded_for(req.headers()))
+        .flatten()
+        .and_then(|v| v.parse::<std::net::IpAddr>().ok());
+    let client_ip = forwarded
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .map(|ip| ip.to_canonical().to_string())
         .unwrap_or_else(|| "unknown".into());
     let user_agent = req
         .headers()
@@ -152,7 +175,10 @@ pub fn router(state: AppState) -> Router {
         app = app.merge(adapter.routes());
     }
     app.fallback(crate::npm::fallback)
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 

@@ -462,6 +462,30 @@ async fn forwarded_headers_steer_npm_and_cargo_urls_only_when_trusted() {
     forwarded_table(&["npm", "crates.io"]).await;
 }
 
+/// The audit's `client_ip` is the client the trusted proxy names last in `X-Forwarded-For`
+/// (earlier entries are the client's own); untrusted, it is the connecting address.
+#[tokio::test]
+async fn audit_client_ip_follows_forwarded_for_only_when_trusted() {
+    for (trust, want) in [("true", "203.0.113.9"), ("false", "127.0.0.1")] {
+        let extra = [(env::TRUST_FORWARDED_HEADERS, trust)];
+        let h = npm_base_gate(&extra).await;
+        h.audit.take();
+        let r = client()
+            .get(format!("{}/base-pkg/-/base-pkg-1.0.0.tgz", h.base))
+            .header("x-forwarded-for", "10.9.9.9, 203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let events = h.audit.take();
+        assert!(!events.is_empty(), "trust={trust}: no audit line");
+        for e in &events {
+            assert_eq!(e.client_ip, want, "trust={trust}");
+        }
+        h.stop().await;
+    }
+}
+
 /// Behind a trusted front proxy that serves two host names, a cached document rendered for
 /// one host is never handed to a request for the other (or to one without the headers).
 #[tokio::test]
