@@ -317,6 +317,20 @@ pub fn from_hex(algorithm: &'static str, hex_digest: &str) -> Expected {
     }
 }
 
+/// The length an upstream declares for an artifact's body: its `Content-Length`, unless the
+/// transfer is content-encoded (the HTTP client decodes it, so the length changes). The
+/// header, not the body's size: a `HEAD` answer has no body.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    use axum::http::header;
+    if headers.contains_key(header::CONTENT_ENCODING) {
+        return None;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// The body of a `HEAD` answer for an artifact of `length` bytes: empty, with the size the
 /// `GET` would have (`None`: unknown, so no `Content-Length` is sent, as for the streamed
 /// `GET`; an empty body would claim 0).

@@ -753,15 +753,7 @@ async fn download(
         }
     }
     // Upstream's declared length (for a HEAD, the client library reports the empty body's 0).
-    let len = if method == Method::HEAD {
-        resp.headers()
-            .get(header::CONTENT_LENGTH)
-            .filter(|_| !resp.headers().contains_key(header::CONTENT_ENCODING))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    } else {
-        resp.content_length()
-    };
+    let len = crate::artifact::declared_length(resp.headers());
     let mut out = if method == Method::HEAD {
         (StatusCode::OK, crate::artifact::head_body(len)).into_response()
     } else {

@@ -197,16 +197,7 @@ async fn stream(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
         return r;
     }
-    // The header, not the body's size (a HEAD answer has no body); unknown when upstream
-    // compressed the transfer (the client decodes it, the length changes).
-    let length = if resp.headers().contains_key(header::CONTENT_ENCODING) {
-        None
-    } else {
-        resp.headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
+    let length = crate::artifact::declared_length(resp.headers());
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/octet-stream")

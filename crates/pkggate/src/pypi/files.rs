@@ -272,11 +272,7 @@ pub async fn serve_file(state: AppState, shared: Arc<Shared>, req: Request) -> R
             HeaderValue::from_static("application/octet-stream"),
         );
     }
-    let upstream_length = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let upstream_length = crate::artifact::declared_length(resp.headers());
     // The index's size is the authority (as its sha256 is): a body of another length is
     // refused before a byte is sent, and one that does not declare a length is held to it.
     let known_size = known_size.filter(|_| !resp.headers().contains_key(header::CONTENT_ENCODING));
