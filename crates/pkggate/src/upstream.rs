@@ -26,6 +26,18 @@ pub fn without_userinfo(url: &Url) -> Url {
     u
 }
 
+/// `url` as a directory: its path ends in `/`, so relative paths join below it (joining
+/// onto `…/simple` would replace `simple`). Configured bases are directories whether or not
+/// they were written with the slash.
+pub fn as_directory(url: &Url) -> Url {
+    let mut u = url.clone();
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    u
+}
+
 /// `text` with the `user:password@` part of every `scheme://…` URL in it removed (error
 /// reasons quote upstream URLs and the HTTP client's messages).
 pub fn redact_userinfo(text: &str) -> String {

@@ -362,15 +362,10 @@ async fn load_index(state: &AppState, name: &str) -> Result<Arc<CachedIndex>, Re
     }
 }
 
-/// The upstream index file of a crate. The configured index is a directory whether or not
-/// its URL ends in `/` (joining onto `…/index` would replace `index`).
+/// The upstream index file of a crate (the configured index is a directory, with or
+/// without its trailing slash).
 fn index_url(state: &AppState, name: &str) -> Result<url::Url, url::ParseError> {
-    let mut base = state.config.upstream_cargo_index.clone();
-    if !base.path().ends_with('/') {
-        let p = format!("{}/", base.path());
-        base.set_path(&p);
-    }
-    base.join(&index_path(name))
+    crate::upstream::as_directory(&state.config.upstream_cargo_index).join(&index_path(name))
 }
 
 /// [`load_index`] without the sharing.

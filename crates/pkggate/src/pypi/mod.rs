@@ -637,12 +637,8 @@ impl Shared {
         if !valid_project_name(project) {
             return Err(format!("{project:?} is not a project name"));
         }
-        let mut base = state.config.pypi_upstream_simple.clone();
-        if !base.path().ends_with('/') {
-            let p = format!("{}/", base.path());
-            base.set_path(&p);
-        }
-        base.join(&format!("{project}/"))
+        crate::upstream::as_directory(&state.config.pypi_upstream_simple)
+            .join(&format!("{project}/"))
             .map(|u| crate::upstream::without_userinfo(&u))
             .map_err(|e| e.to_string())
     }
@@ -1263,11 +1259,7 @@ fn legacy_url(state: &AppState, project: &str, version: Option<&str>) -> Result<
     if !valid_project_name(project) {
         return Err(format!("{project:?} is not a project name"));
     }
-    let mut base = state.config.pypi_upstream_simple.clone();
-    if !base.path().ends_with('/') {
-        let p = format!("{}/", base.path());
-        base.set_path(&p);
-    }
+    let base = crate::upstream::as_directory(&state.config.pypi_upstream_simple);
     let rel = match version {
         Some(v) => format!("../pypi/{project}/{}/json", paths::encode_segment(v)),
         None => format!("../pypi/{project}/json"),

@@ -258,11 +258,7 @@ impl FileUrls {
     pub fn new(files_base: &Url, signer: UrlSigner) -> FileUrls {
         // Without credentials: they are added per origin when upstream is asked, and must
         // never appear in a URL handed to a client.
-        let mut b = crate::upstream::without_userinfo(files_base);
-        if !b.path().ends_with('/') {
-            let p = format!("{}/", b.path());
-            b.set_path(&p);
-        }
+        let mut b = crate::upstream::as_directory(&crate::upstream::without_userinfo(files_base));
         b.set_query(None);
         b.set_fragment(None);
         FileUrls {

@@ -139,11 +139,7 @@ pub async fn serve_root(state: AppState, shared: Arc<Shared>, req: Request) -> R
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok()),
     );
-    let mut url = state.config.pypi_upstream_simple.clone();
-    if !url.path().ends_with('/') {
-        let p = format!("{}/", url.path());
-        url.set_path(&p);
-    }
+    let url = crate::upstream::as_directory(&state.config.pypi_upstream_simple);
     let mut headers = HeaderMap::new();
     headers.insert(
         header::ACCEPT,
