@@ -20,7 +20,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OLD: &str = "2020-01-01T00:00:00Z";
 /// Every probe request must be answered within this.
@@ -55,24 +54,7 @@ async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (u
 
 /// [`raw_get`] with the answer's bytes.
 async fn raw_get_bytes(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: 127.0.0.1\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    assert!(read.is_ok(), "{target}: no end of the answer within 10 s");
-    let status = std::str::from_utf8(out.get(9..12).unwrap_or(b""))
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, out)
+    crate::raw_http::raw_request(&addr.to_string(), "GET", target, headers).await
 }
 
 impl RawUpstream {

@@ -15,7 +15,7 @@ use crate::support::eventually;
 use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -38,26 +38,10 @@ fn client() -> reqwest::Client {
 /// One raw request (the target is sent as is: no client library normalises it); the status
 /// code and the whole answer as text.
 async fn raw_request(addr: &str, method: &str, target: &str) -> (u16, String) {
-    let (addr, method, target) = (addr.to_string(), method.to_string(), target.to_string());
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let status = out
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP answer for {target}: {out:?}"));
-        (status, out)
-    })
-    .await
-    .unwrap()
+    let (status, out) = crate::raw_http::raw_request(addr, method, target, &[("Host", addr)]).await;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_ne!(status, 0, "no HTTP answer for {target}: {out:?}");
+    (status, out)
 }
 
 impl RawUpstream {

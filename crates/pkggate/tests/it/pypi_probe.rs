@@ -12,7 +12,6 @@ use crate::pypi_http::*;
 use crate::raw_http::*;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -22,28 +21,12 @@ use std::time::{Duration, Instant};
 const BOUND: Duration = Duration::from_secs(5);
 
 /// One raw request (the path is sent as is: no client library normalises it); the status
-/// code and everything after the head.
+/// code and the whole answer as text.
 async fn raw_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let path = path.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let status = out
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no HTTP answer for {path}: {out:?}"));
-        (status, out)
-    })
-    .await
-    .unwrap()
+    let (status, out) = crate::raw_http::raw_request(&addr.to_string(), "GET", path, &[]).await;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_ne!(status, 0, "no HTTP answer for {path}: {out:?}");
+    (status, out)
 }
 
 impl RawUpstream {

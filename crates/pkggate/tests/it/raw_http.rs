@@ -173,3 +173,33 @@ impl Tripwire {
         self.hits.load(Ordering::SeqCst)
     }
 }
+
+/// One raw request to `addr` (the target is sent as is: no client library normalises it),
+/// with `Connection: close` and `Host: 127.0.0.1` unless `headers` name a host; the status
+/// (0 when the connection closed without an answer) and the whole answer.
+pub async fn raw_request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("Host: 127.0.0.1\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "{target}: no end of the answer within 10 s");
+    let status = std::str::from_utf8(out.get(9..12).unwrap_or(b""))
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
