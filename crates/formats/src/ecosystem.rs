@@ -102,7 +102,12 @@ pub fn pep503_normalize(name: &str) -> Cow<'_, str> {
         let mut prev_sep = false;
         name.bytes().all(|b| {
             let sep = matches!(b, b'-' | b'_' | b'.');
-            let ok = !b.is_ascii_uppercase() && b != b'_' && b != b'.' && !(sep && prev_sep);
+            // Only ASCII is known to be lower case byte by byte (`Σ` is not).
+            let ok = b.is_ascii()
+                && !b.is_ascii_uppercase()
+                && b != b'_'
+                && b != b'.'
+                && !(sep && prev_sep);
             prev_sep = sep;
             ok
         })
@@ -146,6 +151,9 @@ mod tests {
             ("requests", "requests"),
             ("zope.interface", "zope-interface"),
             ("Django", "django"),
+            // Non-ASCII upper case is lowered too (the fast path once kept it).
+            ("Σ", "σ"),
+            ("ΣA", "σa"),
         ] {
             assert_eq!(Ecosystem::PyPI.normalize_name(input), want, "{input}");
         }
